@@ -1,0 +1,214 @@
+//! The `Admin` gRPC service: status, bans, addresses and membership for mxrepctl and SOC tooling.
+//!
+//! Reads are answered from this node's applied state; writes go through the cluster handle, which
+//! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
+
+use super::convert::{ban_to_pb, member_to_pb};
+use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
+use crate::state::{parse_address, parse_prefix, BanSource, Command};
+use mxrep_proto::v1 as pb;
+use mxrep_proto::v1::admin_server::Admin;
+use tonic::{Request, Response, Status};
+
+/// Longest manual ban accepted: ten years.
+const MAX_BAN_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+pub struct AdminService {
+    cluster: Cluster,
+}
+
+impl AdminService {
+    pub fn new(cluster: Cluster) -> Self {
+        Self { cluster }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&crate::raft::state_store::AppliedState) -> T) -> T {
+        let guard = self.cluster.state.read().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    fn membership_response(
+        &self,
+        r: ClusterOpResult,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        match r {
+            ClusterOpResult::Membership { log_index, members } => {
+                Ok(Response::new(pb::MembershipResponse {
+                    log_index,
+                    members: members
+                        .iter()
+                        .map(|(id, (n, voter))| member_to_pb(*id, n, *voter))
+                        .collect(),
+                }))
+            }
+            other => Err(Status::internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+}
+
+fn write_status(e: WriteError) -> Status {
+    match e {
+        WriteError::NoLeader(_) => Status::unavailable(e.to_string()),
+        WriteError::Rejected(m) => Status::failed_precondition(m),
+    }
+}
+
+fn check_addr(what: &str, addr: &str) -> Result<(), Status> {
+    match addr.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(Status::invalid_argument(format!(
+            "{what} '{addr}' is not HOST:PORT"
+        ))),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let m = self.cluster.raft.metrics().borrow().clone();
+        let (ban_count, ban_version) = self.read(|a| (a.state.bans.len() as u64, a.state.version));
+        let members = self
+            .cluster
+            .members()
+            .iter()
+            .map(|(id, (n, v))| member_to_pb(*id, n, *v))
+            .collect();
+        Ok(Response::new(pb::StatusResponse {
+            node_id: self.cluster.id,
+            state: format!("{:?}", m.state),
+            leader_id: m.current_leader.unwrap_or(0),
+            has_leader: m.current_leader.is_some(),
+            term: m.current_term,
+            last_applied: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            members,
+            ban_count,
+            ban_version,
+            observe_only: false,
+        }))
+    }
+
+    async fn list_bans(
+        &self,
+        _: Request<pb::ListBansRequest>,
+    ) -> Result<Response<pb::ListBansResponse>, Status> {
+        Ok(Response::new(self.read(|a| pb::ListBansResponse {
+            version: a.state.version,
+            bans: a.state.bans.values().map(ban_to_pb).collect(),
+        })))
+    }
+
+    async fn ban(&self, req: Request<pb::BanRequest>) -> Result<Response<pb::BanResponse>, Status> {
+        let r = req.into_inner();
+        let prefix =
+            parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if r.duration_seconds == 0 || r.duration_seconds > MAX_BAN_SECONDS {
+            return Err(Status::invalid_argument(format!(
+                "ban duration must be between 1 s and {MAX_BAN_SECONDS} s, got {} s",
+                r.duration_seconds
+            )));
+        }
+        let reason = match r.reason.trim() {
+            "" => "manual ban".to_string(),
+            s => s.to_string(),
+        };
+        let (_, response) = self
+            .cluster
+            .write(Command::Ban {
+                prefix,
+                duration_ms: r.duration_seconds * 1000,
+                reason,
+                source: BanSource::Manual,
+            })
+            .await
+            .map_err(write_status)?;
+        let ban = self.read(|a| a.state.bans.get(&prefix).map(ban_to_pb));
+        Ok(Response::new(pb::BanResponse {
+            ban,
+            version: response.version,
+        }))
+    }
+
+    async fn unban(
+        &self,
+        req: Request<pb::UnbanRequest>,
+    ) -> Result<Response<pb::UnbanResponse>, Status> {
+        let r = req.into_inner();
+        let prefix =
+            parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (_, response) = self
+            .cluster
+            .write(Command::Unban { prefix })
+            .await
+            .map_err(write_status)?;
+        let removed = response
+            .changes
+            .iter()
+            .any(|c| c.ban.prefix == prefix && c.kind == crate::state::BanChangeKind::Removed);
+        Ok(Response::new(pb::UnbanResponse {
+            removed,
+            version: response.version,
+        }))
+    }
+
+    async fn show_ip(
+        &self,
+        req: Request<pb::ShowIpRequest>,
+    ) -> Result<Response<pb::ShowIpResponse>, Status> {
+        let r = req.into_inner();
+        let addr =
+            parse_address(&r.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let covering = self.read(|a| {
+            a.state
+                .bans_covering(addr)
+                .into_iter()
+                .map(ban_to_pb)
+                .collect()
+        });
+        Ok(Response::new(pb::ShowIpResponse {
+            address: addr.to_string(),
+            covering_bans: covering,
+        }))
+    }
+
+    async fn add_member(
+        &self,
+        req: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let r = req.into_inner();
+        if r.id == 0 {
+            return Err(Status::invalid_argument(
+                "node id must be a positive integer",
+            ));
+        }
+        check_addr("peer address", &r.peer_addr)?;
+        check_addr("API address", &r.api_addr)?;
+        let op = ClusterOp::AddMember {
+            id: r.id,
+            node: MxNode {
+                peer_addr: r.peer_addr,
+                api_addr: r.api_addr,
+            },
+        };
+        let res = self.cluster.execute(op).await.map_err(write_status)?;
+        self.membership_response(res)
+    }
+
+    async fn remove_member(
+        &self,
+        req: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let id = req.into_inner().id;
+        let res = self
+            .cluster
+            .execute(ClusterOp::RemoveMember { id })
+            .await
+            .map_err(write_status)?;
+        self.membership_response(res)
+    }
+}

@@ -1,0 +1,30 @@
+//! Conversions between the state machine's types and the wire contract's messages.
+
+use crate::raft::MxNode;
+use crate::state::{Ban, BanSource};
+use mxrep_proto::v1 as pb;
+
+pub fn ban_to_pb(b: &Ban) -> pb::Ban {
+    pb::Ban {
+        prefix: b.prefix.to_string(),
+        reason: b.reason.clone(),
+        source: match b.source {
+            BanSource::Manual => pb::BanSource::Manual,
+            BanSource::Automatic => pb::BanSource::Automatic,
+        } as i32,
+        created_unix_ms: b.created_ms,
+        expires_unix_ms: b.expires_ms,
+        version: b.version,
+        level: 0,
+        evidence: vec![],
+    }
+}
+
+pub fn member_to_pb(id: u64, node: &MxNode, voter: bool) -> pb::Member {
+    pb::Member {
+        id,
+        peer_addr: node.peer_addr.clone(),
+        api_addr: node.api_addr.clone(),
+        voter,
+    }
+}

@@ -1,0 +1,40 @@
+//! The API port: the `Admin` service (mxrepctl, SOC tooling), the `Agent` service (MX hosts),
+//! standard gRPC health checking and server reflection, so `grpcurl`-style tools work without the
+//! `.proto` files at hand.
+
+pub mod admin;
+pub mod agent;
+pub mod convert;
+
+use crate::raft::Cluster;
+use mxrep_proto::v1::admin_server::AdminServer;
+use mxrep_proto::v1::agent_server::AgentServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    cluster: Cluster,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AdminServer<admin::AdminService>>()
+        .await;
+    health_reporter
+        .set_serving::<AgentServer<agent::AgentService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mxrep_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AdminServer::new(admin::AdminService::new(cluster.clone())))
+        .add_service(AgentServer::new(agent::AgentService::new(cluster)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

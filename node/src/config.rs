@@ -1,0 +1,321 @@
+//! Configuration of `mxrep-node`: command-line flags, the TOML file (same keys), and `--dev`.
+//!
+//! Precedence: a flag beats the file, the file beats `--dev`'s embedded defaults. Everything is
+//! validated here, before any socket or file is opened, with errors that name the bad value.
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Command-line flags of `mxrep-node`.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "mxrep-node",
+    version,
+    about = "A member of the mxrep reputation cluster"
+)]
+pub struct NodeArgs {
+    /// This node's id: a positive integer, unique in the cluster.
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Address of the API (agents, mxrepctl, SOC tooling), e.g. 127.0.0.1:7400.
+    #[arg(long)]
+    pub api_listen: Option<SocketAddr>,
+    /// Address of the peer service (Raft between nodes), e.g. 127.0.0.1:7401.
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
+    /// Folder for the Raft log, votes and snapshots (sled).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Initial members as ID=PEER_ADDR,…; the lowest id initialises the cluster once all answer.
+    /// Without it, a node waits to be added with `mxrepctl cluster add`.
+    #[arg(long, value_parser = parse_peers)]
+    pub peers: Option<Peers>,
+    /// TOML file with the same keys as these flags (flags win), plus a [raft] table.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// One node on embedded defaults: data in ./mxrep-data, API 127.0.0.1:7400, peer 127.0.0.1:7401.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Initial members: id → peer address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peers(pub BTreeMap<u64, String>);
+
+/// Parses `1=host:port,2=host:port`.
+pub fn parse_peers(s: &str) -> Result<Peers, String> {
+    let mut map = BTreeMap::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((id, addr)) = entry.split_once('=') else {
+            return Err(format!(
+                "malformed peer entry '{entry}': expected ID=HOST:PORT"
+            ));
+        };
+        let id: u64 = match id.trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(format!(
+                    "malformed peer entry '{entry}': the id must be a positive integer"
+                ))
+            }
+        };
+        let addr = addr.trim();
+        check_host_port(addr).map_err(|e| format!("malformed peer entry '{entry}': {e}"))?;
+        if map.insert(id, addr.to_string()).is_some() {
+            return Err(format!("peer id {id} is listed twice"));
+        }
+    }
+    if map.is_empty() {
+        return Err("no peers given: expected ID=HOST:PORT,…".into());
+    }
+    Ok(Peers(map))
+}
+
+fn check_host_port(addr: &str) -> Result<(), String> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(format!("'{addr}' has no port (expected HOST:PORT)"));
+    };
+    if host.is_empty() {
+        return Err(format!("'{addr}' has no host"));
+    }
+    port.parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .map(|_| ())
+        .ok_or_else(|| format!("'{port}' is not a port number"))
+}
+
+/// Raft timing and log compaction; the `[raft]` table of the TOML file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_logs_since_last: u64,
+    /// Log entries kept behind a snapshot (for followers that lag a little).
+    pub max_in_snapshot_log_to_keep: u64,
+    /// How often the leader proposes a tick entry that carries time forward.
+    pub tick_ms: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_logs_since_last: 10_000,
+            max_in_snapshot_log_to_keep: 1_000,
+            tick_ms: 1_000,
+        }
+    }
+}
+
+impl RaftTuning {
+    pub fn to_openraft(&self) -> anyhow::Result<openraft::Config> {
+        let c = openraft::Config {
+            cluster_name: "mxrep".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            install_snapshot_timeout: 5_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
+            max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
+            purge_batch_size: 256,
+            ..Default::default()
+        };
+        c.validate().context("invalid [raft] settings")
+    }
+
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.max(10))
+    }
+}
+
+/// The TOML file: the flags' keys with underscores, plus `[raft]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    id: Option<u64>,
+    api_listen: Option<SocketAddr>,
+    peer_listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    /// `"1=a:1,2=b:2"` or a table `{ 1 = "a:1", 2 = "b:2" }`.
+    peers: Option<toml::Value>,
+    #[serde(default)]
+    raft: RaftTuning,
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub api_listen: SocketAddr,
+    pub peer_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Initial members; empty when the node waits to be added.
+    pub peers: BTreeMap<u64, String>,
+    pub raft: RaftTuning,
+}
+
+impl NodeConfig {
+    /// The address peers use to reach this node.
+    pub fn own_peer_addr(&self) -> String {
+        self.peers
+            .get(&self.id)
+            .cloned()
+            .unwrap_or_else(|| self.peer_listen.to_string())
+    }
+
+    /// Merges flags, file and `--dev` defaults, and validates the result.
+    pub fn resolve(args: NodeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let file_peers = match file.peers {
+            None => None,
+            Some(v) => Some(peers_from_toml(v).context("in the config file, key 'peers'")?),
+        };
+        let dev = args.dev;
+        let id = args.id.or(file.id).or(dev.then_some(1));
+        let Some(id) = id else {
+            bail!("--id is required (or use --dev for a single local node)");
+        };
+        if id == 0 {
+            bail!("--id must be a positive integer");
+        }
+        let api_listen = args
+            .api_listen
+            .or(file.api_listen)
+            .or(dev.then(|| SocketAddr::from(([127, 0, 0, 1], 7400))));
+        let peer_listen = args
+            .peer_listen
+            .or(file.peer_listen)
+            .or(dev.then(|| SocketAddr::from(([127, 0, 0, 1], 7401))));
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .or(dev.then(|| PathBuf::from("mxrep-data")));
+        let (Some(api_listen), Some(peer_listen), Some(data_dir)) =
+            (api_listen, peer_listen, data_dir)
+        else {
+            bail!("--api-listen, --peer-listen and --data-dir are required (or use --dev)");
+        };
+        let mut peers = args.peers.map(|p| p.0).or(file_peers).unwrap_or_default();
+        if dev && peers.is_empty() {
+            peers.insert(id, peer_listen.to_string());
+        }
+        if !peers.is_empty() && !peers.contains_key(&id) {
+            bail!("--peers does not list this node's own id {id}");
+        }
+        Ok(Self {
+            id,
+            api_listen,
+            peer_listen,
+            data_dir,
+            peers,
+            raft: file.raft,
+        })
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().to_string();
+        anyhow::anyhow!("config file {}: {}", path.display(), msg.trim())
+    })
+}
+
+fn peers_from_toml(v: toml::Value) -> anyhow::Result<BTreeMap<u64, String>> {
+    match v {
+        toml::Value::String(s) => parse_peers(&s).map(|p| p.0).map_err(anyhow::Error::msg),
+        toml::Value::Table(t) => {
+            let spec: Vec<String> = t
+                .into_iter()
+                .map(|(k, v)| match v {
+                    toml::Value::String(a) => Ok(format!("{k}={a}")),
+                    other => bail!("peer {k}: expected an address string, got {other}"),
+                })
+                .collect::<anyhow::Result<_>>()?;
+            parse_peers(&spec.join(","))
+                .map(|p| p.0)
+                .map_err(anyhow::Error::msg)
+        }
+        other => bail!("expected \"ID=HOST:PORT,…\" or a table, got {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_refuse() {
+        let p = parse_peers("1=127.0.0.1:7401, 2=node-b:7401").unwrap();
+        assert_eq!(p.0.get(&2).unwrap(), "node-b:7401");
+        for (bad, needle) in [
+            ("1127.0.0.1:7401", "expected ID=HOST:PORT"),
+            ("x=127.0.0.1:1", "positive integer"),
+            ("0=127.0.0.1:1", "positive integer"),
+            ("1=127.0.0.1", "no port"),
+            ("1=127.0.0.1:99999", "not a port"),
+            ("1=a:1,1=b:2", "listed twice"),
+            ("", "no peers"),
+        ] {
+            let e = parse_peers(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn dev_defaults_and_flag_precedence() {
+        let c = NodeConfig::resolve(NodeArgs {
+            dev: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.id, 1);
+        assert_eq!(c.api_listen.to_string(), "127.0.0.1:7400");
+        assert_eq!(c.peers.get(&1).unwrap(), "127.0.0.1:7401");
+        assert_eq!(c.data_dir, PathBuf::from("mxrep-data"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        std::fs::write(
+            &f,
+            "id = 2\napi_listen = \"127.0.0.1:9000\"\npeer_listen = \"127.0.0.1:9001\"\n\
+             data_dir = \"/tmp/x\"\npeers = { 1 = \"h:1\", 2 = \"h:2\" }\n[raft]\nheartbeat_ms = 50\n",
+        )
+        .unwrap();
+        let c = NodeConfig::resolve(NodeArgs {
+            config: Some(f.clone()),
+            api_listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.id, 2);
+        assert_eq!(c.api_listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.peer_listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.raft.heartbeat_ms, 50);
+        assert_eq!(c.own_peer_addr(), "h:2");
+
+        std::fs::write(&f, "id = 2\nbogus = 1\n").unwrap();
+        let e = NodeConfig::resolve(NodeArgs {
+            config: Some(f),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

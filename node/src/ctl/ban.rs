@@ -1,0 +1,49 @@
+//! `mxrepctl ban PREFIX --for DURATION --reason TEXT`: a manual ban on every MX host.
+
+use super::render::{ban_json, ban_line};
+use super::Output;
+use crate::state::parse_prefix;
+use clap::Args;
+use mxrep_proto::v1::admin_client::AdminClient;
+use mxrep_proto::v1::BanRequest;
+use serde_json::json;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+#[derive(Debug, Args)]
+pub struct BanArgs {
+    /// An IPv4 or IPv6 address, or a CIDR prefix.
+    #[arg(value_parser = |s: &str| parse_prefix(s).map(|p| p.to_string()))]
+    pub prefix: String,
+    /// How long, e.g. 90s, 10m, 1h30m, 7d.
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Why, for the record.
+    #[arg(long, default_value = "manual ban")]
+    pub reason: String,
+}
+
+pub async fn run(
+    client: &mut AdminClient<Channel>,
+    out: &Output,
+    a: BanArgs,
+) -> anyhow::Result<()> {
+    let secs = a.duration.as_secs();
+    anyhow::ensure!(secs > 0, "--for must be at least one second");
+    let r = client
+        .ban(BanRequest {
+            prefix: a.prefix.clone(),
+            duration_seconds: secs,
+            reason: a.reason,
+        })
+        .await?
+        .into_inner();
+    if out.json {
+        out.json(json!({"version": r.version, "ban": r.ban.as_ref().map(ban_json)}));
+    } else if let Some(b) = &r.ban {
+        println!("banned {}", ban_line(b));
+    } else {
+        println!("ban of {} recorded at version {}", a.prefix, r.version);
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `mxrepctl`: the operator's client for the admin API. One file per command; this one parses the
+//! command line, connects, and dispatches. Every command prints words for people, or JSON with
+//! `--json`; every failure is one line on stderr and a non-zero exit.
+
+mod ban;
+mod bans;
+mod cluster;
+mod ip;
+mod render;
+mod status;
+mod unban;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mxrep_proto::v1::admin_client::AdminClient;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Command line of `mxrepctl`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mxrepctl",
+    version,
+    about = "Query and administer an mxrep cluster"
+)]
+pub struct Cli {
+    /// API address of any cluster node.
+    #[arg(long, global = true, default_value = "127.0.0.1:7400")]
+    pub endpoint: String,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Members, leader, term and what this node has applied.
+    Status,
+    /// The ban list.
+    Bans {
+        #[command(subcommand)]
+        command: bans::BansCommand,
+    },
+    /// Ban an address or prefix on every MX host.
+    Ban(ban::BanArgs),
+    /// Lift the ban of an address or prefix.
+    Unban(unban::UnbanArgs),
+    /// What the cluster knows about an address.
+    Ip {
+        #[command(subcommand)]
+        command: ip::IpCommand,
+    },
+    /// Add or remove cluster members.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
+}
+
+/// Output settings shared by the commands.
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn json(&self, v: serde_json::Value) {
+        println!("{v}");
+    }
+}
+
+/// Connects to the node at `endpoint`, failing fast when nothing answers.
+pub async fn connect(endpoint: &str) -> anyhow::Result<AdminClient<Channel>> {
+    let url = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let ep = Endpoint::from_shared(url)
+        .map_err(|_| anyhow::anyhow!("'{endpoint}' is not a valid endpoint (expected HOST:PORT)"))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30));
+    let ch = ep.connect().await.map_err(|e| {
+        anyhow::anyhow!("cannot reach mxrep node at {endpoint}: {}", root_cause(&e))
+    })?;
+    Ok(AdminClient::new(ch))
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Turns a gRPC error into one line for the operator.
+pub fn status_error(endpoint: &str, s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::Unavailable if s.message().contains("transport") || s.message().is_empty() => {
+            anyhow::anyhow!("cannot reach mxrep node at {endpoint}: {}", s.message())
+        }
+        _ => anyhow::anyhow!("{}", s.message()),
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut client = connect(&cli.endpoint).await?;
+    let out = Output { json: cli.json };
+    let ep = cli.endpoint.as_str();
+    let res = match cli.command {
+        CtlCommand::Status => status::run(&mut client, &out).await,
+        CtlCommand::Bans { command } => bans::run(&mut client, &out, command).await,
+        CtlCommand::Ban(a) => ban::run(&mut client, &out, a).await,
+        CtlCommand::Unban(a) => unban::run(&mut client, &out, a).await,
+        CtlCommand::Ip { command } => ip::run(&mut client, &out, command).await,
+        CtlCommand::Cluster { command } => cluster::run(&mut client, &out, command).await,
+    };
+    res.map_err(|e| match e.downcast::<tonic::Status>() {
+        Ok(s) => status_error(ep, s),
+        Err(e) => e,
+    })
+    .context("")
+    .map_err(|e| anyhow::anyhow!("{}", e.root_cause()))
+}

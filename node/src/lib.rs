@@ -1,0 +1,18 @@
+//! mxrep-node: a member of the mxrep reputation cluster, and the `mxrepctl` admin client.
+//!
+//! The tree follows the data:
+//! - [`state`]: the replicated state machine, pure and deterministic (no I/O, no clock);
+//! - [`raft`]: openraft wiring: sled log store, state-machine store and snapshots, the peer
+//!   network over tonic, cluster formation, and writes forwarded to the leader;
+//! - [`api`]: the gRPC services on the API port (admin, agent, health, reflection);
+//! - [`config`], [`data_dir`], [`server`]: the process around them;
+//! - [`ctl`]: `mxrepctl`, one file per command.
+
+pub mod api;
+pub mod cli_error;
+pub mod config;
+pub mod ctl;
+pub mod data_dir;
+pub mod raft;
+pub mod server;
+pub mod state;

@@ -1,0 +1,17 @@
+//! The Raft layer of mxrep: types, the sled log store, the state-machine store, the network
+//! (client and server halves of the `Peer` service), and the cluster handle that writes through
+//! whichever node is leader.
+//!
+//! The decisions themselves are made by the pure `crate::state` module; this layer only orders,
+//! stores and replicates the entries that feed it.
+
+pub mod bootstrap;
+pub mod cluster;
+pub mod log_store;
+pub mod network;
+pub mod peer_service;
+pub mod state_store;
+pub mod types;
+
+pub use cluster::{Cluster, ClusterOp, ClusterOpResult, WriteError};
+pub use types::{MxNode, NodeId, Raft, TypeConfig};

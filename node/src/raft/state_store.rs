@@ -1,0 +1,224 @@
+//! openraft's state-machine side: applies committed entries to the pure `ReputationState`, builds,
+//! installs and persists snapshots in sled, and shares the applied state with the API for reads.
+//!
+//! The state itself lives in memory. On restart it is rebuilt from the last snapshot on disk, and
+//! openraft re-applies the committed log entries after it.
+
+use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::state::{ReputationState, Response};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
+
+const CURRENT_SNAPSHOT: &[u8] = b"current";
+
+/// The applied state: what the state machine holds, plus where in the log it stands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AppliedState {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    pub state: ReputationState,
+}
+
+/// A snapshot as stored on disk.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// Shared, read-mostly handle on the applied state.
+pub type SharedState = Arc<RwLock<AppliedState>>;
+
+/// The state machine store handed to openraft.
+#[derive(Clone)]
+pub struct StateStore {
+    applied: SharedState,
+    snapshots: sled::Tree,
+    db: sled::Db,
+    /// Ban-set changes, in log order, for watchers (the agent stream).
+    changes: broadcast::Sender<(u64, Response)>,
+    snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageError::from_io_error(
+        ErrorSubject::StateMachine,
+        verb,
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageError::from_io_error(
+        ErrorSubject::Snapshot(None),
+        verb,
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+impl StateStore {
+    /// Opens the store and restores the state from the last snapshot on disk, if any.
+    pub fn open(db: &sled::Db) -> anyhow::Result<Self> {
+        let snapshots = db.open_tree("snapshots")?;
+        let mut applied = AppliedState::default();
+        if let Some(bytes) = snapshots.get(CURRENT_SNAPSHOT)? {
+            let stored: StoredSnapshot = serde_json::from_slice(&bytes)?;
+            applied = serde_json::from_slice(&stored.data)?;
+        }
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Self {
+            applied: Arc::new(RwLock::new(applied)),
+            snapshots,
+            db: db.clone(),
+            changes,
+            snapshot_seq: Default::default(),
+        })
+    }
+
+    /// The applied state, for reads by the API.
+    pub fn shared(&self) -> SharedState {
+        self.applied.clone()
+    }
+
+    /// Subscribes to ban-set changes as they are applied.
+    pub fn subscribe(&self) -> broadcast::Receiver<(u64, Response)> {
+        self.changes.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
+        self.applied.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
+        self.applied.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn load_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
+        match self
+            .snapshots
+            .get(CURRENT_SNAPSHOT)
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?
+        {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| snap_err(ErrorVerb::Read, e)),
+        }
+    }
+
+    async fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.to_vec(),
+        };
+        let bytes = serde_json::to_vec(&stored).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.snapshots
+            .insert(CURRENT_SNAPSHOT, bytes)
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (data, meta) = {
+            let applied = self.read();
+            let data = serde_json::to_vec(&*applied).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let seq = self
+                .snapshot_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let snapshot_id = match applied.last_applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id, l.index, seq),
+                None => format!("--{seq}"),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.membership.clone(),
+                snapshot_id,
+            };
+            (data, meta)
+        };
+        self.save_snapshot(&meta, &data).await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let a = self.read();
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        let mut applied = self.write();
+        for entry in entries {
+            applied.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => Response {
+                    version: applied.state.version,
+                    changes: vec![],
+                },
+                EntryPayload::Normal(ref req) => applied.state.apply(entry.log_id.index, req),
+                EntryPayload::Membership(ref m) => {
+                    applied.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    Response {
+                        version: applied.state.version,
+                        changes: vec![],
+                    }
+                }
+            };
+            if !response.changes.is_empty() {
+                // No receiver is fine: nobody watches yet.
+                let _ = self.changes.send((entry.log_id.index, response.clone()));
+            }
+            out.push(response);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let new_state: AppliedState =
+            serde_json::from_slice(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        self.save_snapshot(meta, &data).await?;
+        *self.write() = new_state;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.load_snapshot()?.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}

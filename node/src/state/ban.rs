@@ -1,0 +1,43 @@
+//! A ban record and the changes of the ban set that the state machine reports.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Who decided a ban.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BanSource {
+    /// An operator, through mxrepctl or the admin API.
+    Manual,
+    /// A policy of the reputation engine.
+    Automatic,
+}
+
+/// One active ban of an address or prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    pub prefix: IpNet,
+    pub reason: String,
+    pub source: BanSource,
+    /// Cluster time (unix ms) of the entry that created the ban.
+    pub created_ms: i64,
+    /// Cluster time (unix ms) at which the ban ends.
+    pub expires_ms: i64,
+    /// Log index of the last change of this ban.
+    pub version: u64,
+}
+
+/// How the ban set changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BanChangeKind {
+    Added,
+    Extended,
+    Removed,
+    Expired,
+}
+
+/// One change of the ban set, with the ban as it is after (or was before removal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanChange {
+    pub kind: BanChangeKind,
+    pub ban: Ban,
+}

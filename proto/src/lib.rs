@@ -1,0 +1,15 @@
+//! The mxrep wire contract, `package mxrep.v1`, generated from the `.proto` files beside this crate.
+//!
+//! Three services share it: `Peer` (node to node: Raft and forwarded writes), `Agent` (MX host to
+//! cluster: events up, ban list down) and `Admin` (mxrepctl and SOC tooling).
+
+#![allow(clippy::all)]
+
+/// Generated messages and services of `package mxrep.v1`.
+pub mod v1 {
+    tonic::include_proto!("mxrep.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every mxrep `.proto`, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mxrep_descriptor.bin"));
