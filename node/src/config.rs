@@ -101,6 +101,8 @@ pub struct RaftTuning {
     pub snapshot_logs_since_last: u64,
     /// Log entries kept behind a snapshot (for followers that lag a little).
     pub max_in_snapshot_log_to_keep: u64,
+    /// Purge the log only once at least this many entries can go.
+    pub purge_batch_size: u64,
     /// How often the leader proposes a tick entry that carries time forward.
     pub tick_ms: u64,
 }
@@ -113,6 +115,7 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 800,
             snapshot_logs_since_last: 10_000,
             max_in_snapshot_log_to_keep: 1_000,
+            purge_batch_size: 256,
             tick_ms: 1_000,
         }
     }
@@ -128,7 +131,7 @@ impl RaftTuning {
             install_snapshot_timeout: 5_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
-            purge_batch_size: 256,
+            purge_batch_size: self.purge_batch_size.max(1),
             ..Default::default()
         };
         c.validate().context("invalid [raft] settings")

@@ -127,7 +127,14 @@ impl Admin for AdminService {
             })
             .await
             .map_err(write_status)?;
-        let ban = self.read(|a| a.state.bans.get(&prefix).map(ban_to_pb));
+        // The change carries the ban as the leader applied it; this node may not have yet.
+        let ban = response
+            .changes
+            .iter()
+            .rev()
+            .find(|c| c.ban.prefix == prefix)
+            .map(|c| ban_to_pb(&c.ban))
+            .or_else(|| self.read(|a| a.state.bans.get(&prefix).map(ban_to_pb)));
         Ok(Response::new(pb::BanResponse {
             ban,
             version: response.version,

@@ -1,1 +1,156 @@
+//! Tests of the pure state machine: rules by example, and determinism by property.
 
+use super::*;
+use proptest::prelude::*;
+
+fn net(s: &str) -> IpNet {
+    parse_prefix(s).unwrap()
+}
+
+fn req(now_ms: i64, command: Command) -> Request {
+    Request { now_ms, command }
+}
+
+fn ban(prefix: &str, secs: u64) -> Command {
+    Command::Ban {
+        prefix: net(prefix),
+        duration_ms: secs * 1000,
+        reason: "test".into(),
+        source: BanSource::Manual,
+    }
+}
+
+#[test]
+fn ban_expires_on_the_entry_clock_not_the_wall_clock() {
+    let mut s = ReputationState::default();
+    let r = s.apply(1, &req(1_000, ban("203.0.113.7", 60)));
+    assert_eq!(r.changes[0].kind, BanChangeKind::Added);
+    assert_eq!(s.bans[&net("203.0.113.7")].expires_ms, 61_000);
+    s.apply(2, &req(60_999, Command::Tick));
+    assert_eq!(s.bans.len(), 1, "not yet expired at 60.999 s");
+    let r = s.apply(3, &req(61_000, Command::Tick));
+    assert_eq!(r.changes[0].kind, BanChangeKind::Expired);
+    assert!(s.bans.is_empty());
+    assert_eq!(s.version, 3);
+}
+
+#[test]
+fn time_never_goes_backwards() {
+    let mut s = ReputationState::default();
+    s.apply(1, &req(10_000, Command::Tick));
+    s.apply(2, &req(5_000, ban("198.51.100.0/24", 1)));
+    assert_eq!(s.clock_ms, 10_000);
+    assert_eq!(s.bans[&net("198.51.100.0/24")].created_ms, 10_000);
+}
+
+#[test]
+fn extend_unban_and_covering() {
+    let mut s = ReputationState::default();
+    s.apply(1, &req(0, ban("2001:db8:1::/64", 60)));
+    let r = s.apply(2, &req(0, ban("2001:db8:1::/64", 120)));
+    assert_eq!(r.changes[0].kind, BanChangeKind::Extended);
+    assert_eq!(s.bans[&net("2001:db8:1::/64")].expires_ms, 120_000);
+    // A shorter ban never shortens an existing one.
+    let r = s.apply(3, &req(0, ban("2001:db8:1::/64", 10)));
+    assert!(r.changes.is_empty());
+    assert_eq!(s.version, 2);
+    s.apply(4, &req(0, ban("2001:db8:1::5", 60)));
+    let cover = s.bans_covering("2001:db8:1::5".parse().unwrap());
+    assert_eq!(cover.len(), 2);
+    assert_eq!(cover[0].prefix, net("2001:db8:1::5/128"), "narrowest first");
+    let r = s.apply(
+        5,
+        &req(
+            0,
+            Command::Unban {
+                prefix: net("2001:db8:1::/64"),
+            },
+        ),
+    );
+    assert_eq!(r.changes[0].kind, BanChangeKind::Removed);
+    let r = s.apply(
+        6,
+        &req(
+            0,
+            Command::Unban {
+                prefix: net("2001:db8:1::/64"),
+            },
+        ),
+    );
+    assert!(r.changes.is_empty());
+    assert_eq!(s.version, 5);
+}
+
+fn arb_prefix() -> impl Strategy<Value = IpNet> {
+    prop_oneof![
+        (0u8..4, 0u8..255, prop_oneof![Just(24u8), Just(32u8)]).prop_map(|(c, d, len)| {
+            IpNet::new(IpAddr::from([203, 0, 113 + c, d]), len)
+                .unwrap()
+                .trunc()
+        }),
+        (0u16..4, 0u16..50, prop_oneof![Just(64u8), Just(128u8)]).prop_map(|(a, b, len)| {
+            IpNet::new(IpAddr::from([0x2001, 0xdb8, a, 0, 0, 0, 0, b]), len)
+                .unwrap()
+                .trunc()
+        }),
+    ]
+}
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        Just(Command::Tick),
+        (arb_prefix(), 1u64..600_000, "[a-z]{0,8}").prop_map(|(prefix, duration_ms, reason)| {
+            Command::Ban {
+                prefix,
+                duration_ms,
+                reason,
+                source: BanSource::Manual,
+            }
+        }),
+        arb_prefix().prop_map(|prefix| Command::Unban { prefix }),
+    ]
+}
+
+fn arb_log() -> impl Strategy<Value = Vec<Request>> {
+    prop::collection::vec(
+        (0i64..1_000_000, arb_command()).prop_map(|(now_ms, command)| Request { now_ms, command }),
+        0..200,
+    )
+}
+
+proptest! {
+    #[test]
+    fn same_log_same_state_on_three_machines(log in arb_log()) {
+        let mut nodes = [ReputationState::default(), ReputationState::default(), ReputationState::default()];
+        let mut outcomes: [Vec<Response>; 3] = Default::default();
+        for (i, node) in nodes.iter_mut().enumerate() {
+            for (idx, r) in log.iter().enumerate() {
+                outcomes[i].push(node.apply(idx as u64 + 1, r));
+            }
+        }
+        prop_assert_eq!(&nodes[0], &nodes[1]);
+        prop_assert_eq!(&nodes[1], &nodes[2]);
+        prop_assert_eq!(&outcomes[0], &outcomes[2]);
+        // Every surviving ban is in the future of the cluster clock.
+        for b in nodes[0].bans.values() {
+            prop_assert!(b.expires_ms > nodes[0].clock_ms);
+        }
+    }
+
+    #[test]
+    fn snapshot_round_trip_then_same_future(log in arb_log(), split in 0usize..200) {
+        let split = split.min(log.len());
+        let mut a = ReputationState::default();
+        for (idx, r) in log[..split].iter().enumerate() {
+            a.apply(idx as u64 + 1, r);
+        }
+        let bytes = serde_json::to_vec(&a).unwrap();
+        let mut b: ReputationState = serde_json::from_slice(&bytes).unwrap();
+        prop_assert_eq!(&a, &b);
+        for (idx, r) in log[split..].iter().enumerate() {
+            let i = (split + idx) as u64 + 1;
+            prop_assert_eq!(a.apply(i, r), b.apply(i, r));
+        }
+        prop_assert_eq!(a, b);
+    }
+}
