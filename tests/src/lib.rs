@@ -19,9 +19,14 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// Path of a workspace binary, built beside this test (by `cargo test --workspace`).
 pub fn bin(name: &str) -> PathBuf {
+    // Test executables live in target/PROFILE/deps, the bench binary in target/PROFILE.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let p = dir.join(name);
+    let dir = exe.parent().expect("exe dir");
+    let p = [dir, dir.parent().unwrap_or(dir)]
+        .iter()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| dir.join(name));
     assert!(
         p.exists(),
         "{} not found: run the tests with `cargo test --workspace`, which builds it",
@@ -77,6 +82,9 @@ pub fn ctl_json(endpoint: &str, args: &[&str]) -> Result<Value, String> {
 /// Raft settings written to each node's config file.
 #[derive(Clone, Debug)]
 pub struct Tuning {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
     pub snapshot_logs_since_last: u64,
     pub max_in_snapshot_log_to_keep: u64,
     pub purge_batch_size: u64,
@@ -84,7 +92,11 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
+        // The node's own defaults.
         Self {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 250,
+            election_timeout_max_ms: 500,
             snapshot_logs_since_last: 10_000,
             max_in_snapshot_log_to_keep: 1_000,
             purge_batch_size: 256,
@@ -125,9 +137,14 @@ impl NodeProc {
         std::fs::write(
             &config,
             format!(
-                "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n\
+                "[raft]\nheartbeat_ms = {}\nelection_timeout_min_ms = {}\nelection_timeout_max_ms = {}\n\
                  snapshot_logs_since_last = {}\nmax_in_snapshot_log_to_keep = {}\npurge_batch_size = {}\ntick_ms = 1000\n",
-                tuning.snapshot_logs_since_last, tuning.max_in_snapshot_log_to_keep, tuning.purge_batch_size
+                tuning.heartbeat_ms,
+                tuning.election_timeout_min_ms,
+                tuning.election_timeout_max_ms,
+                tuning.snapshot_logs_since_last,
+                tuning.max_in_snapshot_log_to_keep,
+                tuning.purge_batch_size
             ),
         )
         .expect("write node config");

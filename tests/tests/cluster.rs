@@ -94,6 +94,7 @@ fn purged_log_means_a_new_member_gets_the_state_by_snapshot() {
         snapshot_logs_since_last: 20,
         max_in_snapshot_log_to_keep: 0,
         purge_batch_size: 1,
+        ..Tuning::default()
     };
     let mut c = TestCluster::start(3, tuning.clone());
     let leader = c.wait_for_leader(3, LIMIT);

@@ -5,6 +5,9 @@
 //! The decisions themselves are made by the pure `crate::state` module; this layer only orders,
 //! stores and replicates the entries that feed it.
 
+// openraft's error types are large and its traits fix them as return types.
+#![allow(clippy::result_large_err)]
+
 pub mod bootstrap;
 pub mod cluster;
 pub mod log_store;
