@@ -1,4 +1,4 @@
-//! A ban record and the changes of the ban set that the state machine reports.
+//! A ban record, its evidence, and the changes of the ban set that the state machine reports.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,17 @@ pub enum BanSource {
     Automatic,
 }
 
-/// One active ban of an address or prefix.
+/// What one rule counted when it decided, and which MX hosts contributed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub rule: String,
+    pub counter: String,
+    pub count: u64,
+    pub window_secs: u64,
+    pub mx_hosts: Vec<String>,
+}
+
+/// One ban of an address or prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ban {
     pub prefix: IpNet,
@@ -24,6 +34,11 @@ pub struct Ban {
     pub expires_ms: i64,
     /// Log index of the last change of this ban.
     pub version: u64,
+    /// Repeat-offender level: 0 for a first ban, n for the (n+1)th within the memory window.
+    #[serde(default)]
+    pub level: u32,
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
 }
 
 /// How the ban set changed.

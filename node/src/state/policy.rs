@@ -1,0 +1,218 @@
+//! The policy document: every threshold the engine decides by, replicated so that every node
+//! decides alike, changeable at run time (`mxrepctl policy set FILE`, TOML), with the defaults an
+//! operator expects from the classic recipes.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Connection rate per address, across all MX hosts (`iptables -m recent --hitcount 4 --seconds 60`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionRate {
+    pub enabled: bool,
+    /// More than this many new connections in the window bans.
+    pub max_connections: u32,
+    pub window_secs: u32,
+    pub ban_secs: u64,
+}
+
+impl Default for ConnectionRate {
+    fn default() -> Self {
+        Self { enabled: true, max_connections: 3, window_secs: 60, ban_secs: 600 }
+    }
+}
+
+/// Many distinct addresses of one prefix with bad signals: the rotating spammer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangingAddresses {
+    pub enabled: bool,
+    pub ipv4_prefix_len: u8,
+    pub ipv6_prefix_len: u8,
+    /// This many distinct bad addresses in the window ban the prefix.
+    pub distinct_addresses: u32,
+    pub window_secs: u32,
+    pub ban_secs: u64,
+}
+
+impl Default for ChangingAddresses {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ipv4_prefix_len: 24,
+            ipv6_prefix_len: 64,
+            distinct_addresses: 8,
+            window_secs: 600,
+            ban_secs: 3600,
+        }
+    }
+}
+
+/// Rejected recipients and SASL failures per address (what fail2ban does per host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rejects {
+    pub enabled: bool,
+    pub max_rejects: u32,
+    pub max_auth_failures: u32,
+    pub window_secs: u32,
+    pub ban_secs: u64,
+}
+
+impl Default for Rejects {
+    fn default() -> Self {
+        Self { enabled: true, max_rejects: 5, max_auth_failures: 5, window_secs: 600, ban_secs: 3600 }
+    }
+}
+
+/// Accepted messages per address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageRate {
+    pub enabled: bool,
+    /// More than this many accepted messages in the window bans.
+    pub max_messages: u32,
+    pub window_secs: u32,
+    pub ban_secs: u64,
+}
+
+impl Default for MessageRate {
+    fn default() -> Self {
+        Self { enabled: true, max_messages: 500, window_secs: 600, ban_secs: 600 }
+    }
+}
+
+/// Repeat offenders: each new automatic ban of a key lasts `factor` times the one before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepeatOffenders {
+    pub factor: u32,
+    /// Offences older than this are forgotten.
+    pub memory_secs: u64,
+    pub max_ban_secs: u64,
+}
+
+impl Default for RepeatOffenders {
+    fn default() -> Self {
+        Self { factor: 2, memory_secs: 7 * 86400, max_ban_secs: 7 * 86400 }
+    }
+}
+
+/// Limits that keep a bug or a poisoned feed from locking out the world.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Safety {
+    /// Never banned automatically.
+    pub allow: Vec<IpNet>,
+    /// Automatic bans never cover more than this (shortest prefix length allowed).
+    pub max_breadth_ipv4: u8,
+    pub max_breadth_ipv6: u8,
+    /// More new automatic bans than this in one minute switch the cluster to observe-only.
+    pub max_new_bans_per_minute: u32,
+    /// After a manual unban of an automatic ban, the key is not banned automatically for this long.
+    pub unban_grace_secs: u64,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Self {
+            allow: vec![],
+            max_breadth_ipv4: 24,
+            max_breadth_ipv6: 48,
+            max_new_bans_per_minute: 1000,
+            unban_grace_secs: 3600,
+        }
+    }
+}
+
+/// The whole policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub connection_rate: ConnectionRate,
+    pub changing_addresses: ChangingAddresses,
+    pub rejects: Rejects,
+    pub message_rate: MessageRate,
+    pub repeat_offenders: RepeatOffenders,
+    pub safety: Safety,
+}
+
+impl Policy {
+    /// Parses and validates a TOML policy document.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let p: Policy = toml::from_str(text).map_err(|e| e.message().trim().to_string())?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Refuses settings that make no sense or break the safety limits.
+    pub fn validate(&self) -> Result<(), String> {
+        let windows = [
+            ("connection_rate.window_secs", self.connection_rate.window_secs),
+            ("changing_addresses.window_secs", self.changing_addresses.window_secs),
+            ("rejects.window_secs", self.rejects.window_secs),
+            ("message_rate.window_secs", self.message_rate.window_secs),
+        ];
+        for (k, v) in windows {
+            if !(1..=86400).contains(&v) {
+                return Err(format!("{k} must be between 1 and 86400, got {v}"));
+            }
+        }
+        let s = &self.safety;
+        if s.max_breadth_ipv4 > 32 || s.max_breadth_ipv6 > 128 {
+            return Err("safety.max_breadth_* is a prefix length (IPv4 ≤ 32, IPv6 ≤ 128)".into());
+        }
+        let c = &self.changing_addresses;
+        if c.ipv4_prefix_len > 32 || c.ipv4_prefix_len < s.max_breadth_ipv4 {
+            return Err(format!(
+                "changing_addresses.ipv4_prefix_len /{} is broader than safety.max_breadth_ipv4 /{}",
+                c.ipv4_prefix_len, s.max_breadth_ipv4
+            ));
+        }
+        if c.ipv6_prefix_len > 128 || c.ipv6_prefix_len < s.max_breadth_ipv6 {
+            return Err(format!(
+                "changing_addresses.ipv6_prefix_len /{} is broader than safety.max_breadth_ipv6 /{}",
+                c.ipv6_prefix_len, s.max_breadth_ipv6
+            ));
+        }
+        if c.distinct_addresses < 2 {
+            return Err("changing_addresses.distinct_addresses must be at least 2".into());
+        }
+        if self.repeat_offenders.factor == 0 {
+            return Err("repeat_offenders.factor must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The window lengths counters are kept in; counters restart when one of them changes.
+    pub fn windows(&self) -> [u32; 4] {
+        [
+            self.connection_rate.window_secs,
+            self.changing_addresses.window_secs,
+            self.rejects.window_secs,
+            self.message_rate.window_secs,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_refusals() {
+        let p = Policy::default();
+        assert_eq!(Policy::from_toml(&p.to_toml()).unwrap(), p);
+        let e = Policy::from_toml("[changing_addresses]\nipv4_prefix_len = 16\n").unwrap_err();
+        assert!(e.contains("broader"), "{e}");
+        let e = Policy::from_toml("[rejects]\nmax_rejectz = 1\n").unwrap_err();
+        assert!(e.contains("max_rejectz"), "{e}");
+        let p = Policy::from_toml("[connection_rate]\nmax_connections = 10\n").unwrap();
+        assert_eq!(p.connection_rate.max_connections, 10);
+        assert_eq!(p.rejects, Rejects::default());
+    }
+}
