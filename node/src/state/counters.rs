@@ -40,7 +40,11 @@ impl PrefixStats {
         let e = self.bad.entry(addr).or_insert(t);
         *e = (*e).max(t);
         while self.bad.len() > cap {
-            let oldest = self.bad.iter().min_by_key(|(a, t)| (**t, **a)).map(|(a, _)| *a);
+            let oldest = self
+                .bad
+                .iter()
+                .min_by_key(|(a, t)| (**t, **a))
+                .map(|(a, _)| *a);
             match oldest {
                 Some(a) => self.bad.remove(&a),
                 None => break,
@@ -94,7 +98,11 @@ impl AddrTable {
         self.v4
             .iter()
             .map(|(k, v)| (IpAddr::V4(Ipv4Addr::from(*k)), v))
-            .chain(self.v6.iter().map(|(k, v)| (IpAddr::V6(Ipv6Addr::from(*k)), v)))
+            .chain(
+                self.v6
+                    .iter()
+                    .map(|(k, v)| (IpAddr::V6(Ipv6Addr::from(*k)), v)),
+            )
     }
 }
 
@@ -104,5 +112,7 @@ pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
         IpAddr::V4(_) => v4_len,
         IpAddr::V6(_) => v6_len,
     };
-    IpNet::new(addr, len).map(|n| n.trunc()).unwrap_or_else(|_| IpNet::from(addr))
+    IpNet::new(addr, len)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| IpNet::from(addr))
 }

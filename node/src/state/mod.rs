@@ -320,7 +320,7 @@ impl ReputationState {
         if self.is_allowed(&key)
             || self.suppressed.get(&key).is_some_and(|until| *until > now)
             || self.bans.values().any(|b| b.prefix.contains(&key))
-            || self.observed.contains_key(&key)
+            || (self.observe_only.is_some() && self.observed.contains_key(&key))
         {
             return None;
         }

@@ -18,7 +18,12 @@ pub struct ConnectionRate {
 
 impl Default for ConnectionRate {
     fn default() -> Self {
-        Self { enabled: true, max_connections: 3, window_secs: 60, ban_secs: 600 }
+        Self {
+            enabled: true,
+            max_connections: 3,
+            window_secs: 60,
+            ban_secs: 600,
+        }
     }
 }
 
@@ -61,7 +66,13 @@ pub struct Rejects {
 
 impl Default for Rejects {
     fn default() -> Self {
-        Self { enabled: true, max_rejects: 5, max_auth_failures: 5, window_secs: 600, ban_secs: 3600 }
+        Self {
+            enabled: true,
+            max_rejects: 5,
+            max_auth_failures: 5,
+            window_secs: 600,
+            ban_secs: 3600,
+        }
     }
 }
 
@@ -78,7 +89,12 @@ pub struct MessageRate {
 
 impl Default for MessageRate {
     fn default() -> Self {
-        Self { enabled: true, max_messages: 500, window_secs: 600, ban_secs: 600 }
+        Self {
+            enabled: true,
+            max_messages: 500,
+            window_secs: 600,
+            ban_secs: 600,
+        }
     }
 }
 
@@ -94,7 +110,11 @@ pub struct RepeatOffenders {
 
 impl Default for RepeatOffenders {
     fn default() -> Self {
-        Self { factor: 2, memory_secs: 7 * 86400, max_ban_secs: 7 * 86400 }
+        Self {
+            factor: 2,
+            memory_secs: 7 * 86400,
+            max_ban_secs: 7 * 86400,
+        }
     }
 }
 
@@ -152,8 +172,14 @@ impl Policy {
     /// Refuses settings that make no sense or break the safety limits.
     pub fn validate(&self) -> Result<(), String> {
         let windows = [
-            ("connection_rate.window_secs", self.connection_rate.window_secs),
-            ("changing_addresses.window_secs", self.changing_addresses.window_secs),
+            (
+                "connection_rate.window_secs",
+                self.connection_rate.window_secs,
+            ),
+            (
+                "changing_addresses.window_secs",
+                self.changing_addresses.window_secs,
+            ),
             ("rejects.window_secs", self.rejects.window_secs),
             ("message_rate.window_secs", self.message_rate.window_secs),
         ];

@@ -97,7 +97,10 @@ impl ReputationState {
             prefix_counters,
             prefix_mx_hosts,
             bans: covering(&self.bans, addr).into_iter().cloned().collect(),
-            observed: covering(&self.observed, addr).into_iter().cloned().collect(),
+            observed: covering(&self.observed, addr)
+                .into_iter()
+                .cloned()
+                .collect(),
             allowlisted: self.is_allowed(&key),
             suppressed_until_ms: [key, prefix]
                 .iter()

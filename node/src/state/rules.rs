@@ -29,20 +29,21 @@ pub fn evaluate_address(s: &ReputationState, addr: IpAddr, now: u32) -> Option<D
     let st = s.addrs.get(addr)?;
     let p = &s.policy;
     let hosts = s.host_names(st.hosts);
-    let decision = |rule: &str, counter: &str, count: u32, window: u32, base: u64, reason: String| {
-        Some(Decision {
-            key: IpNet::from(addr),
-            reason,
-            base_secs: base,
-            evidence: vec![Evidence {
-                rule: rule.into(),
-                counter: counter.into(),
-                count: count as u64,
-                window_secs: window as u64,
-                mx_hosts: hosts.clone(),
-            }],
-        })
-    };
+    let decision =
+        |rule: &str, counter: &str, count: u32, window: u32, base: u64, reason: String| {
+            Some(Decision {
+                key: IpNet::from(addr),
+                reason,
+                base_secs: base,
+                evidence: vec![Evidence {
+                    rule: rule.into(),
+                    counter: counter.into(),
+                    count: count as u64,
+                    window_secs: window as u64,
+                    mx_hosts: hosts.clone(),
+                }],
+            })
+        };
     if p.rejects.enabled {
         let w = p.rejects.window_secs;
         let r = st.rejects.sum(now, w);
@@ -53,7 +54,11 @@ pub fn evaluate_address(s: &ReputationState, addr: IpAddr, now: u32) -> Option<D
                 r,
                 w,
                 p.rejects.ban_secs,
-                format!("{r} rejected recipients in {} (limit {})", human(w), p.rejects.max_rejects),
+                format!(
+                    "{r} rejected recipients in {} (limit {})",
+                    human(w),
+                    p.rejects.max_rejects
+                ),
             );
         }
         let a = st.auth_failures.sum(now, w);

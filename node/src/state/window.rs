@@ -45,7 +45,9 @@ impl Window {
     /// Events in the window ending at `now`.
     pub fn sum(&self, now: u32, window_secs: u32) -> u32 {
         let cur = now / width(window_secs);
-        let lo = cur.saturating_sub(BUCKETS as u32 - 1).max(self.newest.saturating_sub(BUCKETS as u32 - 1));
+        let lo = cur
+            .saturating_sub(BUCKETS as u32 - 1)
+            .max(self.newest.saturating_sub(BUCKETS as u32 - 1));
         let hi = cur.min(self.newest);
         if lo > hi {
             return 0;
