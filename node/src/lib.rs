@@ -4,6 +4,7 @@
 //! - [`state`]: the replicated state machine, pure and deterministic (no I/O, no clock);
 //! - [`raft`]: openraft wiring: sled log store, state-machine store and snapshots, the peer
 //!   network over tonic, cluster formation, and writes forwarded to the leader;
+//! - [`ingest`]: events in: validation and edge aggregation into one Raft entry per flush;
 //! - [`api`]: the gRPC services on the API port (admin, agent, health, reflection);
 //! - [`config`], [`data_dir`], [`server`]: the process around them;
 //! - [`ctl`]: `mxrepctl`, one file per command.
@@ -13,6 +14,7 @@ pub mod cli_error;
 pub mod config;
 pub mod ctl;
 pub mod data_dir;
+pub mod ingest;
 pub mod raft;
 pub mod server;
 pub mod state;

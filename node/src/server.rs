@@ -4,6 +4,7 @@
 use crate::api;
 use crate::config::NodeConfig;
 use crate::data_dir::DataDirLock;
+use crate::ingest::{Aggregator, AggregatorConfig};
 use crate::raft::bootstrap::initialize_when_ready;
 use crate::raft::log_store::SledLogStore;
 use crate::raft::network::PeerNetwork;
@@ -81,9 +82,11 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 stopped(stop_rx.clone()),
             ),
     );
+    let aggregator = Aggregator::start(cluster.clone(), AggregatorConfig::default());
     let api_server = tokio::spawn(api::serve(
         api_listener,
         cluster.clone(),
+        aggregator,
         stopped(stop_rx.clone()),
     ));
 

@@ -3,9 +3,9 @@
 //! Reads are answered from this node's applied state; writes go through the cluster handle, which
 //! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
 
-use super::convert::{ban_to_pb, member_to_pb};
+use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
-use crate::state::{parse_address, parse_prefix, BanSource, Command};
+use crate::state::{parse_address, parse_prefix, BanChangeKind, BanSource, Command, Policy};
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
@@ -69,7 +69,23 @@ impl Admin for AdminService {
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let m = self.cluster.raft.metrics().borrow().clone();
-        let (ban_count, ban_version) = self.read(|a| (a.state.bans.len() as u64, a.state.version));
+        let (
+            ban_count,
+            ban_version,
+            observe,
+            tracked_addresses,
+            tracked_prefixes,
+            cluster_time_unix_ms,
+        ) = self.read(|a| {
+            (
+                a.state.bans.len() as u64,
+                a.state.version,
+                a.state.observe_only.clone(),
+                a.state.addrs.len() as u64,
+                a.state.prefixes.len() as u64,
+                a.state.clock_ms,
+            )
+        });
         let members = self
             .cluster
             .members()
@@ -89,7 +105,11 @@ impl Admin for AdminService {
             members,
             ban_count,
             ban_version,
-            observe_only: false,
+            observe_only: observe.is_some(),
+            observe_only_reason: observe.map(|o| o.reason).unwrap_or_default(),
+            tracked_addresses,
+            tracked_prefixes,
+            cluster_time_unix_ms,
         }))
     }
 
@@ -156,7 +176,7 @@ impl Admin for AdminService {
         let removed = response
             .changes
             .iter()
-            .any(|c| c.ban.prefix == prefix && c.kind == crate::state::BanChangeKind::Removed);
+            .any(|c| c.ban.prefix == prefix && c.kind == BanChangeKind::Removed);
         Ok(Response::new(pb::UnbanResponse {
             removed,
             version: response.version,
@@ -170,16 +190,19 @@ impl Admin for AdminService {
         let r = req.into_inner();
         let addr =
             parse_address(&r.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let covering = self.read(|a| {
-            a.state
-                .bans_covering(addr)
-                .into_iter()
-                .map(ban_to_pb)
-                .collect()
-        });
+        let r = self.read(|a| a.state.report(addr));
         Ok(Response::new(pb::ShowIpResponse {
-            address: addr.to_string(),
-            covering_bans: covering,
+            address: r.address.to_string(),
+            covering_bans: r.bans.iter().map(ban_to_pb).collect(),
+            counters: r.counters.iter().map(counter_to_pb).collect(),
+            mx_hosts: r.mx_hosts,
+            prefix: r.prefix.to_string(),
+            prefix_counters: r.prefix_counters.iter().map(counter_to_pb).collect(),
+            prefix_mx_hosts: r.prefix_mx_hosts,
+            observed: r.observed.iter().map(ban_to_pb).collect(),
+            allowlisted: r.allowlisted,
+            suppressed_until_unix_ms: r.suppressed_until_ms.unwrap_or(0),
+            offences: r.offences,
         }))
     }
 
@@ -217,5 +240,82 @@ impl Admin for AdminService {
             .await
             .map_err(write_status)?;
         self.membership_response(res)
+    }
+
+    async fn get_policy(
+        &self,
+        _: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyDocument>, Status> {
+        Ok(Response::new(pb::PolicyDocument {
+            toml: self.read(|a| a.state.policy.to_toml()),
+        }))
+    }
+
+    async fn set_policy(
+        &self,
+        req: Request<pb::PolicyDocument>,
+    ) -> Result<Response<pb::SetPolicyResponse>, Status> {
+        let policy = Policy::from_toml(&req.into_inner().toml)
+            .map_err(|e| Status::invalid_argument(format!("policy refused: {e}")))?;
+        let (log_index, _) = self
+            .cluster
+            .write(Command::SetPolicy(Box::new(policy)))
+            .await
+            .map_err(write_status)?;
+        Ok(Response::new(pb::SetPolicyResponse { log_index }))
+    }
+
+    async fn allow(
+        &self,
+        req: Request<pb::AllowRequest>,
+    ) -> Result<Response<pb::AllowResponse>, Status> {
+        let r = req.into_inner();
+        let prefix =
+            parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (log_index, response) = self
+            .cluster
+            .write(Command::Allow { prefix, add: r.add })
+            .await
+            .map_err(write_status)?;
+        let bans_lifted = response
+            .changes
+            .iter()
+            .filter(|c| c.kind == BanChangeKind::Removed)
+            .count() as u32;
+        Ok(Response::new(pb::AllowResponse {
+            log_index,
+            bans_lifted,
+        }))
+    }
+
+    async fn list_allow(
+        &self,
+        _: Request<pb::ListAllowRequest>,
+    ) -> Result<Response<pb::ListAllowResponse>, Status> {
+        Ok(Response::new(self.read(|a| {
+            pb::ListAllowResponse {
+                operator_entries: a.state.allow.iter().map(|p| p.to_string()).collect(),
+                policy_entries: a
+                    .state
+                    .policy
+                    .safety
+                    .allow
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+            }
+        })))
+    }
+
+    async fn clear_observe_only(
+        &self,
+        _: Request<pb::ClearObserveOnlyRequest>,
+    ) -> Result<Response<pb::ClearObserveOnlyResponse>, Status> {
+        let (log_index, _) = self
+            .cluster
+            .write(Command::ClearObserveOnly)
+            .await
+            .map_err(write_status)?;
+        Ok(Response::new(pb::ClearObserveOnlyResponse { log_index }))
     }
 }

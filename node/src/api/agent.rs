@@ -1,26 +1,40 @@
 //! The `Agent` gRPC service: events up from MX hosts, the ban list down to them.
 //!
-//! `WatchBans` is served from this node's applied state: a snapshot of the ban set, then every
-//! change in log order as it is applied. Event ingestion (`ReportEvents`) arrives with the
-//! reputation engine; until then the node says so plainly instead of dropping events.
+//! `ReportEvents` validates each batch, hands the good events to this node's aggregator, and
+//! acknowledges the batch, in order, once they are committed; a slow cluster holds the stream back
+//! (bounded queues all the way), it never buffers without bound. `WatchBans` is served from this
+//! node's applied state: a snapshot of the ban set, or — when the agent already holds a version
+//! this node still has the history for — only the changes after it, then every change as applied.
 
 use super::convert::ban_to_pb;
+use crate::ingest::{validate_batch, Aggregator, Limits, Submission};
 use crate::raft::Cluster;
-use crate::state::BanChangeKind;
+use crate::state::{BanChange, BanChangeKind};
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::agent_server::Agent;
 use std::pin::Pin;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+/// Batches of one stream that may await their commit at once.
+const IN_FLIGHT_BATCHES: usize = 64;
+
 pub struct AgentService {
     cluster: Cluster,
+    aggregator: Aggregator,
+    limits: Limits,
 }
 
 impl AgentService {
-    pub fn new(cluster: Cluster) -> Self {
-        Self { cluster }
+    pub fn new(cluster: Cluster, aggregator: Aggregator) -> Self {
+        Self {
+            cluster,
+            aggregator,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -35,6 +49,33 @@ fn change_kind(k: BanChangeKind) -> pb::BanChangeKind {
     }
 }
 
+fn change_update(version: u64, c: &BanChange) -> pb::BanUpdate {
+    pb::BanUpdate {
+        group: 0,
+        update: Some(pb::ban_update::Update::Change(pb::BanChange {
+            version,
+            kind: change_kind(c.kind) as i32,
+            ban: Some(ban_to_pb(&c.ban)),
+        })),
+    }
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A batch waiting for its commit, in stream order.
+struct Pending {
+    seq: u64,
+    accepted: u32,
+    rejected: u32,
+    rejections: Vec<pb::EventRejection>,
+    committed: Option<oneshot::Receiver<Result<u64, String>>>,
+}
+
 #[tonic::async_trait]
 impl Agent for AgentService {
     type ReportEventsStream = BoxStream<pb::EventAck>;
@@ -42,11 +83,101 @@ impl Agent for AgentService {
 
     async fn report_events(
         &self,
-        _req: Request<Streaming<pb::EventBatch>>,
+        req: Request<Streaming<pb::EventBatch>>,
     ) -> Result<Response<Self::ReportEventsStream>, Status> {
-        Err(Status::unimplemented(
-            "event ingestion is not available in this version of mxrep-node",
-        ))
+        let mut incoming = req.into_inner();
+        let (ack_tx, ack_rx) = mpsc::channel::<Result<pb::EventAck, Status>>(IN_FLIGHT_BATCHES);
+        let (pending_tx, mut pending_rx) = mpsc::channel::<Pending>(IN_FLIGHT_BATCHES);
+        let aggregator = self.aggregator.clone();
+        let limits = self.limits.clone();
+
+        // Reader: validates and submits, held back when the aggregator or the acker is full.
+        let reader_acks = ack_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = match incoming.message().await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return,
+                    Err(s) => {
+                        tracing::debug!("event stream ended: {s}");
+                        return;
+                    }
+                };
+                let pending = match validate_batch(&batch, wall_ms(), &limits) {
+                    Err(reason) => Pending {
+                        seq: batch.seq,
+                        accepted: 0,
+                        rejected: batch.events.len() as u32,
+                        rejections: vec![pb::EventRejection {
+                            index: u32::MAX,
+                            reason: format!("whole batch refused: {reason}"),
+                        }],
+                        committed: None,
+                    },
+                    Ok((good, bad)) => {
+                        let accepted = good.len() as u32;
+                        let committed = if good.is_empty() {
+                            None
+                        } else {
+                            let (done, rx) = oneshot::channel();
+                            let sub = Submission {
+                                mx_host: batch.mx_host.trim().to_string(),
+                                events: good,
+                                done,
+                            };
+                            if let Err(e) = aggregator.submit(sub).await {
+                                let _ = reader_acks.send(Err(Status::unavailable(e))).await;
+                                return;
+                            }
+                            Some(rx)
+                        };
+                        Pending {
+                            seq: batch.seq,
+                            accepted,
+                            rejected: bad.len() as u32,
+                            rejections: bad,
+                            committed,
+                        }
+                    }
+                };
+                if pending_tx.send(pending).await.is_err() {
+                    return;
+                }
+            }
+        });
+
+        // Acker: answers batches in order, once committed.
+        tokio::spawn(async move {
+            while let Some(p) = pending_rx.recv().await {
+                if let Some(rx) = p.committed {
+                    match rx.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            let _ = ack_tx
+                                .send(Err(Status::unavailable(format!(
+                                    "events of batch {} not committed: {e}",
+                                    p.seq
+                                ))))
+                                .await;
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+                let ack = pb::EventAck {
+                    seq: p.seq,
+                    accepted: p.accepted,
+                    rejected: p.rejected,
+                    rejections: p.rejections,
+                };
+                if ack_tx.send(Ok(ack)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(ack_rx),
+        )))
     }
 
     async fn watch_bans(
@@ -54,48 +185,56 @@ impl Agent for AgentService {
         req: Request<pb::WatchBansRequest>,
     ) -> Result<Response<Self::WatchBansStream>, Status> {
         let from = req.into_inner().from_version;
-        // Subscribe before reading the snapshot so no change falls between the two.
-        let mut changes = self.cluster.subscribe_changes();
-        let snapshot = {
+        // Subscribe before reading so no change falls between the read and the live feed.
+        let mut live = self.cluster.subscribe_changes();
+        let (first, mut sent) = {
             let a = self.cluster.state.read().unwrap_or_else(|p| p.into_inner());
-            pb::BanSnapshot {
-                version: a.state.version,
-                bans: a.state.bans.values().map(ban_to_pb).collect(),
+            let version = a.state.version;
+            let resumed = (from > 0 && from <= version)
+                .then(|| a.history.since(from))
+                .flatten();
+            match resumed {
+                Some(changes) => (
+                    changes
+                        .iter()
+                        .map(|(v, c)| change_update(*v, c))
+                        .collect::<Vec<_>>(),
+                    version,
+                ),
+                None => (
+                    vec![pb::BanUpdate {
+                        group: 0,
+                        update: Some(pb::ban_update::Update::Snapshot(pb::BanSnapshot {
+                            version,
+                            bans: a.state.bans.values().map(ban_to_pb).collect(),
+                        })),
+                    }],
+                    version,
+                ),
             }
         };
-        let start = snapshot.version;
-        let stream = async_stream(move |tx| async move {
-            if from != start {
-                let first = pb::BanUpdate {
-                    group: 0,
-                    update: Some(pb::ban_update::Update::Snapshot(snapshot)),
-                };
-                if tx.send(Ok(first)).await.is_err() {
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            for u in first {
+                if tx.send(Ok(u)).await.is_err() {
                     return;
                 }
             }
             loop {
-                match changes.recv().await {
-                    Ok((index, resp)) if index > start => {
-                        for c in resp.changes {
-                            let u = pb::BanUpdate {
-                                group: 0,
-                                update: Some(pb::ban_update::Update::Change(pb::BanChange {
-                                    version: index,
-                                    kind: change_kind(c.kind) as i32,
-                                    ban: Some(ban_to_pb(&c.ban)),
-                                })),
-                            };
-                            if tx.send(Ok(u)).await.is_err() {
+                match live.recv().await {
+                    Ok((index, resp)) if index > sent => {
+                        for c in &resp.changes {
+                            if tx.send(Ok(change_update(index, c))).await.is_err() {
                                 return;
                             }
                         }
+                        sent = index;
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(n)) => {
                         let _ = tx
                             .send(Err(Status::data_loss(format!(
-                                "watcher fell {n} changes behind; reconnect to resync"
+                                "watcher fell {n} changes behind; resume from version {sent}"
                             ))))
                             .await;
                         return;
@@ -104,18 +243,8 @@ impl Agent for AgentService {
                 }
             }
         });
-        Ok(Response::new(stream))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
-}
-
-/// A stream fed by a task through a bounded channel.
-fn async_stream<T, F, Fut>(f: F) -> BoxStream<T>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    tokio::spawn(f(tx));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

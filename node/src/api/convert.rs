@@ -15,8 +15,27 @@ pub fn ban_to_pb(b: &Ban) -> pb::Ban {
         created_unix_ms: b.created_ms,
         expires_unix_ms: b.expires_ms,
         version: b.version,
-        level: 0,
-        evidence: vec![],
+        level: b.level,
+        evidence: b
+            .evidence
+            .iter()
+            .map(|e| pb::Evidence {
+                rule: e.rule.clone(),
+                mx_hosts: e.mx_hosts.clone(),
+                counter: e.counter.clone(),
+                count: e.count,
+                window_seconds: e.window_secs,
+            })
+            .collect(),
+    }
+}
+
+pub fn counter_to_pb(c: &crate::state::CounterReport) -> pb::Counter {
+    pb::Counter {
+        name: c.name.clone(),
+        count: c.count,
+        window_seconds: c.window_secs,
+        limit: c.limit,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod agent;
 pub mod convert;
 
+use crate::ingest::Aggregator;
 use crate::raft::Cluster;
 use mxrep_proto::v1::admin_server::AdminServer;
 use mxrep_proto::v1::agent_server::AgentServer;
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub async fn serve(
     listener: TcpListener,
     cluster: Cluster,
+    aggregator: Aggregator,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -33,7 +35,9 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AdminServer::new(admin::AdminService::new(cluster.clone())))
-        .add_service(AgentServer::new(agent::AgentService::new(cluster)))
+        .add_service(AgentServer::new(agent::AgentService::new(
+            cluster, aggregator,
+        )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

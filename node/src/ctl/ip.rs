@@ -1,21 +1,33 @@
-//! `mxrepctl ip show IP`: what the cluster holds about one address.
+//! `mxrepctl ip show IP`: what the cluster holds about one address, in words an operator
+//! understands: its counters, its prefix's counters, and the bans that cover it and why.
 
-use super::render::{ban_json, ban_line};
+use super::render::{ban_json, ban_line, evidence_lines, rfc3339};
 use super::Output;
 use crate::state::parse_address;
 use clap::Subcommand;
+use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_client::AdminClient;
-use mxrep_proto::v1::ShowIpRequest;
 use serde_json::json;
 use tonic::transport::Channel;
 
 #[derive(Debug, Subcommand)]
 pub enum IpCommand {
-    /// Bans covering an address, and why.
+    /// Counters, prefix counters and bans covering an address, and why.
     Show {
         #[arg(value_parser = |s: &str| parse_address(s).map(|a| a.to_string()))]
         address: String,
     },
+}
+
+fn counter_json(c: &pb::Counter) -> serde_json::Value {
+    json!({"name": c.name, "count": c.count, "window_seconds": c.window_seconds, "limit": c.limit})
+}
+
+fn counter_line(c: &pb::Counter) -> String {
+    format!(
+        "    {:<38} {:>6} in the last {} s (limit {})",
+        c.name, c.count, c.window_seconds, c.limit
+    )
 }
 
 pub async fn run(
@@ -25,7 +37,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let IpCommand::Show { address } = cmd;
     let r = client
-        .show_ip(ShowIpRequest { address })
+        .show_ip(pb::ShowIpRequest { address })
         .await?
         .into_inner();
     if out.json {
@@ -33,16 +45,64 @@ pub async fn run(
             "address": r.address,
             "banned": !r.covering_bans.is_empty(),
             "covering_bans": r.covering_bans.iter().map(ban_json).collect::<Vec<_>>(),
+            "counters": r.counters.iter().map(counter_json).collect::<Vec<_>>(),
+            "mx_hosts": r.mx_hosts,
+            "prefix": r.prefix,
+            "prefix_counters": r.prefix_counters.iter().map(counter_json).collect::<Vec<_>>(),
+            "prefix_mx_hosts": r.prefix_mx_hosts,
+            "observed": r.observed.iter().map(ban_json).collect::<Vec<_>>(),
+            "allowlisted": r.allowlisted,
+            "suppressed_until_unix_ms": (r.suppressed_until_unix_ms > 0).then_some(r.suppressed_until_unix_ms),
+            "offences": r.offences,
         }));
         return Ok(());
     }
     if r.covering_bans.is_empty() {
         println!("{}: not banned", r.address);
     } else {
-        println!("{}: banned by", r.address);
+        println!("{}: BANNED", r.address);
         for b in &r.covering_bans {
             println!("  {}", ban_line(b));
+            for e in evidence_lines(b) {
+                println!("      why: {e}");
+            }
         }
+    }
+    if r.allowlisted {
+        println!("  allowlisted: never banned automatically");
+    }
+    if r.suppressed_until_unix_ms > 0 {
+        println!(
+            "  an operator lifted its automatic ban: not banned automatically again before {}",
+            rfc3339(r.suppressed_until_unix_ms)
+        );
+    }
+    if r.offences > 0 {
+        println!(
+            "  automatic bans in the repeat-offender window: {}",
+            r.offences
+        );
+    }
+    if r.counters.is_empty() {
+        println!("  no recent activity from this address");
+    } else {
+        println!("  this address, across {}:", r.mx_hosts.join(", "));
+        for c in &r.counters {
+            println!("{}", counter_line(c));
+        }
+    }
+    if !r.prefix_counters.is_empty() {
+        println!(
+            "  its prefix {}, across {}:",
+            r.prefix,
+            r.prefix_mx_hosts.join(", ")
+        );
+        for c in &r.prefix_counters {
+            println!("{}", counter_line(c));
+        }
+    }
+    for b in &r.observed {
+        println!("  observed only (not enforced): {}", ban_line(b));
     }
     Ok(())
 }

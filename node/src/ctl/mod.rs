@@ -2,10 +2,13 @@
 //! command line, connects, and dispatches. Every command prints words for people, or JSON with
 //! `--json`; every failure is one line on stderr and a non-zero exit.
 
+mod allow;
 mod ban;
 mod bans;
 mod cluster;
 mod ip;
+mod observe_only;
+mod policy;
 mod render;
 mod status;
 mod unban;
@@ -56,6 +59,21 @@ pub enum CtlCommand {
     Cluster {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
+    },
+    /// The replicated policy document.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
+    /// Prefixes never banned automatically.
+    Allow {
+        #[command(subcommand)]
+        command: allow::AllowCommand,
+    },
+    /// The safety switch that stops enforcing new automatic bans.
+    ObserveOnly {
+        #[command(subcommand)]
+        command: observe_only::ObserveOnlyCommand,
     },
 }
 
@@ -117,6 +135,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         CtlCommand::Unban(a) => unban::run(&mut client, &out, a).await,
         CtlCommand::Ip { command } => ip::run(&mut client, &out, command).await,
         CtlCommand::Cluster { command } => cluster::run(&mut client, &out, command).await,
+        CtlCommand::Policy { command } => policy::run(&mut client, &out, command).await,
+        CtlCommand::Allow { command } => allow::run(&mut client, &out, command).await,
+        CtlCommand::ObserveOnly { command } => observe_only::run(&mut client, &out, command).await,
     };
     res.map_err(|e| match e.downcast::<tonic::Status>() {
         Ok(s) => status_error(ep, s),

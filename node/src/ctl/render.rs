@@ -43,7 +43,35 @@ pub fn ban_json(b: &pb::Ban) -> Value {
         "expires": rfc3339(b.expires_unix_ms),
         "version": b.version,
         "level": b.level,
+        "evidence": b.evidence.iter().map(|e| json!({
+            "rule": e.rule,
+            "counter": e.counter,
+            "count": e.count,
+            "window_seconds": e.window_seconds,
+            "mx_hosts": e.mx_hosts,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// "rejects: 5 rejected recipients in 600 s, seen by mx1, mx2".
+pub fn evidence_lines(b: &pb::Ban) -> Vec<String> {
+    b.evidence
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {} {} within {} s, reported by {}",
+                e.rule,
+                e.count,
+                e.counter,
+                e.window_seconds,
+                if e.mx_hosts.is_empty() {
+                    "-".to_string()
+                } else {
+                    e.mx_hosts.join(", ")
+                }
+            )
+        })
+        .collect()
 }
 
 /// One line per ban.

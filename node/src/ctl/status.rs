@@ -22,6 +22,10 @@ pub async fn run(client: &mut AdminClient<Channel>, out: &Output) -> anyhow::Res
             "ban_count": s.ban_count,
             "ban_version": s.ban_version,
             "observe_only": s.observe_only,
+            "observe_only_reason": s.observe_only.then_some(&s.observe_only_reason),
+            "tracked_addresses": s.tracked_addresses,
+            "tracked_prefixes": s.tracked_prefixes,
+            "cluster_time_unix_ms": s.cluster_time_unix_ms,
             "members": s.members.iter().map(member_json).collect::<Vec<_>>(),
         }));
         return Ok(());
@@ -37,8 +41,14 @@ pub async fn run(client: &mut AdminClient<Channel>, out: &Output) -> anyhow::Res
         s.last_applied, s.last_log_index, s.snapshot_index, s.purged_index
     );
     println!("bans: {} active (version {})", s.ban_count, s.ban_version);
+    println!(
+        "tracking: {} addresses, {} prefixes",
+        s.tracked_addresses, s.tracked_prefixes
+    );
     if s.observe_only {
-        println!("MODE: OBSERVE-ONLY (bans are recorded but not enforced)");
+        println!("!!! OBSERVE-ONLY: new automatic bans are recorded but NOT enforced");
+        println!("!!! {}", s.observe_only_reason);
+        println!("!!! clear with: mxrepctl observe-only clear");
     }
     println!("members:");
     for m in &s.members {

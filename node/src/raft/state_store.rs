@@ -5,7 +5,7 @@
 //! openraft re-applies the committed log entries after it.
 
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::state::{ReputationState, Response};
+use crate::state::{BanChange, ReputationState, Response};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
@@ -15,12 +15,59 @@ use tokio::sync::broadcast;
 
 const CURRENT_SNAPSHOT: &[u8] = b"current";
 
+/// Most recent ban-set changes kept for watchers that resume from a version.
+const HISTORY_LEN: usize = 100_000;
+
 /// The applied state: what the state machine holds, plus where in the log it stands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct AppliedState {
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
     pub state: ReputationState,
+    /// Recent changes, derived on this node (not part of snapshots).
+    #[serde(skip)]
+    pub history: ChangeHistory,
+}
+
+/// The latest ban-set changes in log order, so a watcher holding version `v` can be sent just
+/// what came after it. Complete for every version above `floor`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeHistory {
+    pub floor: u64,
+    pub changes: std::collections::VecDeque<(u64, BanChange)>,
+}
+
+impl ChangeHistory {
+    fn starting_at(floor: u64) -> Self {
+        Self {
+            floor,
+            changes: Default::default(),
+        }
+    }
+
+    fn push(&mut self, version: u64, change: BanChange) {
+        if self.changes.len() >= HISTORY_LEN {
+            if let Some((v, _)) = self.changes.pop_front() {
+                self.floor = v;
+            }
+            // Drop the rest of that version too: a version is sent whole or not at all.
+            while self.changes.front().is_some_and(|(v, _)| *v <= self.floor) {
+                self.changes.pop_front();
+            }
+        }
+        self.changes.push_back((version, change));
+    }
+
+    /// Changes after `version`, if this history still holds all of them.
+    pub fn since(&self, version: u64) -> Option<Vec<(u64, BanChange)>> {
+        (version >= self.floor).then(|| {
+            self.changes
+                .iter()
+                .filter(|(v, _)| *v > version)
+                .cloned()
+                .collect()
+        })
+    }
 }
 
 /// A snapshot as stored on disk.
@@ -68,6 +115,7 @@ impl StateStore {
         if let Some(bytes) = snapshots.get(CURRENT_SNAPSHOT)? {
             let stored: StoredSnapshot = serde_json::from_slice(&bytes)?;
             applied = serde_json::from_slice(&stored.data)?;
+            applied.history = ChangeHistory::starting_at(applied.state.version);
         }
         let (changes, _) = broadcast::channel(4096);
         Ok(Self {
@@ -185,6 +233,9 @@ impl RaftStateMachine<TypeConfig> for StateStore {
                     }
                 }
             };
+            for c in &response.changes {
+                applied.history.push(entry.log_id.index, c.clone());
+            }
             if !response.changes.is_empty() {
                 // No receiver is fine: nobody watches yet.
                 let _ = self.changes.send((entry.log_id.index, response.clone()));
@@ -208,8 +259,9 @@ impl RaftStateMachine<TypeConfig> for StateStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let new_state: AppliedState =
+        let mut new_state: AppliedState =
             serde_json::from_slice(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        new_state.history = ChangeHistory::starting_at(new_state.state.version);
         self.save_snapshot(meta, &data).await?;
         *self.write() = new_state;
         Ok(())
