@@ -4,6 +4,8 @@
 //! Nothing here sleeps and hopes: every wait is a condition polled until a deadline, and a
 //! deadline that passes fails the test with what was awaited and the nodes' last log lines.
 
+pub mod events;
+
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

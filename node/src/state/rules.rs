@@ -17,7 +17,7 @@ pub struct Decision {
 }
 
 fn human(secs: u32) -> String {
-    if secs % 60 == 0 {
+    if secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
