@@ -159,3 +159,31 @@ pub fn send_blocking(api: &str, mx_host: &str, events: Vec<pb::Event>) -> pb::Ev
         .expect("send events")
         .remove(0)
 }
+
+/// Opens `WatchBans` on `api` from `from_version`.
+pub async fn watch(api: &str, from_version: u64) -> tonic::Streaming<pb::BanUpdate> {
+    let ch = Endpoint::from_shared(format!("http://{api}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    AgentClient::new(ch)
+        .watch_bans(pb::WatchBansRequest {
+            from_version,
+            mx_host: "test".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+/// The next update of a watch, within 30 s.
+pub async fn next_update(s: &mut tonic::Streaming<pb::BanUpdate>) -> pb::ban_update::Update {
+    tokio::time::timeout(Duration::from_secs(30), s.message())
+        .await
+        .expect("an update within 30 s")
+        .expect("stream ok")
+        .expect("stream open")
+        .update
+        .expect("update set")
+}
