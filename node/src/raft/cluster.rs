@@ -8,6 +8,7 @@
 //! The leader stamps every command with its wall-clock time when it proposes it: this is the
 //! only clock the state machine ever sees (and it keeps that time monotone itself).
 
+use super::codec;
 use super::network::PeerChannels;
 use super::state_store::{SharedState, StateStore};
 use super::types::{MxNode, NodeId, Raft};
@@ -154,14 +155,14 @@ impl Cluster {
             .peers
             .client(&leader.peer_addr)
             .map_err(|e| unreachable(e.to_string()))?;
-        let payload = serde_json::to_vec(op).map_err(|e| ForwardError::Failed(e.to_string()))?;
+        let payload = codec::encode(op).map_err(|e| ForwardError::Failed(e.to_string()))?;
         let fut = client.forward(RaftMessage { payload });
         let msg = match tokio::time::timeout(Duration::from_secs(5), fut).await {
             Err(_) => return Err(unreachable("timeout".into())),
             Ok(Err(s)) => return Err(unreachable(s.to_string())),
             Ok(Ok(r)) => r.into_inner(),
         };
-        serde_json::from_slice::<Result<ClusterOpResult, ForwardError>>(&msg.payload)
+        codec::decode::<Result<ClusterOpResult, ForwardError>>(&msg.payload)
             .map_err(|e| ForwardError::Failed(format!("bad answer from leader: {e}")))?
     }
 

@@ -3,6 +3,7 @@
 //! Every write that openraft must be able to rely on after a crash (an appended entry, a vote) is
 //! flushed to disk (`fsync`) before openraft is told it is done.
 
+use super::codec;
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader};
@@ -57,12 +58,12 @@ impl SledLogStore {
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
         match self.meta.get(key).map_err(read_err)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(read_err),
+            Some(v) => codec::decode(&v).map(Some).map_err(read_err),
         }
     }
 
     async fn put_meta<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(value).map_err(write_err)?;
+        let bytes = codec::encode(value).map_err(write_err)?;
         self.meta.insert(key, bytes).map_err(write_err)?;
         self.db.flush_async().await.map_err(write_err)?;
         Ok(())
@@ -72,7 +73,7 @@ impl SledLogStore {
         match self.logs.last().map_err(read_err)? {
             None => Ok(None),
             Some((_, v)) => {
-                let e: Entry = serde_json::from_slice(&v).map_err(read_err)?;
+                let e: Entry = codec::decode(&v).map_err(read_err)?;
                 Ok(Some(e.log_id))
             }
         }
@@ -100,7 +101,7 @@ impl RaftLogReader<TypeConfig> for SledLogStore {
             if !range.contains(&idx) {
                 break;
             }
-            out.push(serde_json::from_slice(&v).map_err(read_err)?);
+            out.push(codec::decode(&v).map_err(read_err)?);
         }
         Ok(out)
     }
@@ -132,7 +133,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not flushed on its own: losing it only means re-applying committed entries on restart.
-        let bytes = serde_json::to_vec(&committed).map_err(write_err)?;
+        let bytes = codec::encode(&committed).map_err(write_err)?;
         self.meta.insert(COMMITTED, bytes).map_err(write_err)?;
         Ok(())
     }
@@ -152,7 +153,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry).map_err(write_err)?;
+            let bytes = codec::encode(&entry).map_err(write_err)?;
             batch.insert(&key(entry.log_id.index), bytes);
         }
         self.logs.apply_batch(batch).map_err(write_err)?;

@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod cluster;
+pub mod codec;
 pub mod log_store;
 pub mod network;
 pub mod peer_service;

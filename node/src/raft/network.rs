@@ -5,6 +5,7 @@
 //! time-to-live for it; a peer that cannot be reached is reported as `Unreachable`, so openraft
 //! backs off instead of hammering it.
 
+use super::codec;
 use super::types::{MxNode, NodeId, TypeConfig};
 use mxrep_proto::v1::peer_client::PeerClient;
 use mxrep_proto::v1::{RaftMessage, SnapshotChunk};
@@ -105,18 +106,18 @@ fn status_error(s: tonic::Status) -> CallError {
     }
 }
 
-/// Decodes a peer's JSON answer: `Ok(resp)` or the remote Raft error.
+/// Decodes a peer's answer: `Ok(resp)` or the remote Raft error.
 fn decode<T: DeserializeOwned, E: DeserializeOwned + std::error::Error>(
     target: NodeId,
     msg: RaftMessage,
 ) -> RpcResult<T, E> {
-    let res: Result<T, RaftError<NodeId, E>> = serde_json::from_slice(&msg.payload)
+    let res: Result<T, RaftError<NodeId, E>> = codec::decode(&msg.payload)
         .map_err(|e| CallError::Failed(format!("bad answer from peer: {e}")).into_rpc())?;
     res.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<RaftMessage, CallError> {
-    serde_json::to_vec(value)
+    codec::encode(value)
         .map(|payload| RaftMessage { payload })
         .map_err(|e| CallError::Failed(e.to_string()))
 }

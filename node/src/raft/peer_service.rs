@@ -2,10 +2,11 @@
 //!
 //! It hands openraft's RPCs to the local `Raft`, runs operations that followers forward to this
 //! node as leader, and answers `Hello` so the node that initialises the cluster can learn who is
-//! there. Payloads are JSON of openraft's types; a malformed one is refused with
+//! there. Payloads are openraft's types in the [`codec`](super::codec) encoding; a malformed one is refused with
 //! `InvalidArgument`, never a panic.
 
 use super::cluster::{Cluster, ClusterOp};
+use super::codec;
 use super::log_store::SledLogStore;
 use super::types::{NodeId, TypeConfig};
 use mxrep_proto::v1::peer_server::Peer;
@@ -24,12 +25,11 @@ pub struct PeerService {
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Status> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Status::invalid_argument(format!("malformed {what}: {e}")))
+    codec::decode(bytes).map_err(|e| Status::invalid_argument(format!("malformed {what}: {e}")))
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
-    serde_json::to_vec(value)
+    codec::encode(value)
         .map(|payload| Response::new(RaftMessage { payload }))
         .map_err(|e| Status::internal(e.to_string()))
 }

@@ -4,6 +4,7 @@
 //! The state itself lives in memory. On restart it is rebuilt from the last snapshot on disk, and
 //! openraft re-applies the committed log entries after it.
 
+use super::codec;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::state::{BanChange, ReputationState, Response};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -113,8 +114,8 @@ impl StateStore {
         let snapshots = db.open_tree("snapshots")?;
         let mut applied = AppliedState::default();
         if let Some(bytes) = snapshots.get(CURRENT_SNAPSHOT)? {
-            let stored: StoredSnapshot = serde_json::from_slice(&bytes)?;
-            applied = serde_json::from_slice(&stored.data)?;
+            let stored: StoredSnapshot = codec::decode(&bytes)?;
+            applied = codec::decode(&stored.data)?;
             applied.history = ChangeHistory::starting_at(applied.state.version);
         }
         let (changes, _) = broadcast::channel(4096);
@@ -152,7 +153,7 @@ impl StateStore {
             .map_err(|e| snap_err(ErrorVerb::Read, e))?
         {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
+            Some(b) => codec::decode(&b)
                 .map(Some)
                 .map_err(|e| snap_err(ErrorVerb::Read, e)),
         }
@@ -163,7 +164,7 @@ impl StateStore {
             meta: meta.clone(),
             data: data.to_vec(),
         };
-        let bytes = serde_json::to_vec(&stored).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let bytes = codec::encode(&stored).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.snapshots
             .insert(CURRENT_SNAPSHOT, bytes)
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
@@ -179,7 +180,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (data, meta) = {
             let applied = self.read();
-            let data = serde_json::to_vec(&*applied).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let data = codec::encode(&*applied).map_err(|e| snap_err(ErrorVerb::Write, e))?;
             let seq = self
                 .snapshot_seq
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -260,7 +261,7 @@ impl RaftStateMachine<TypeConfig> for StateStore {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let mut new_state: AppliedState =
-            serde_json::from_slice(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+            codec::decode(&data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         new_state.history = ChangeHistory::starting_at(new_state.state.version);
         self.save_snapshot(meta, &data).await?;
         *self.write() = new_state;

@@ -136,6 +136,15 @@ impl ReputationState {
         covering(&self.bans, addr)
     }
 
+    /// Is `key` equal to, or inside, an enforced ban? One lookup per possible supernet.
+    pub fn is_banned_within(&self, key: &IpNet) -> bool {
+        (0..=key.prefix_len()).any(|len| {
+            IpNet::new(key.addr(), len)
+                .map(|n| self.bans.contains_key(&n.trunc()))
+                .unwrap_or(false)
+        })
+    }
+
     /// Is `key` inside an allowlisted prefix?
     pub fn is_allowed(&self, key: &IpNet) -> bool {
         self.allow
@@ -319,7 +328,7 @@ impl ReputationState {
         let now = self.clock_ms;
         if self.is_allowed(&key)
             || self.suppressed.get(&key).is_some_and(|until| *until > now)
-            || self.bans.values().any(|b| b.prefix.contains(&key))
+            || self.is_banned_within(&key)
             || (self.observe_only.is_some() && self.observed.contains_key(&key))
         {
             return None;

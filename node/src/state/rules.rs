@@ -40,7 +40,7 @@ pub fn evaluate_address(s: &ReputationState, addr: IpAddr, now: u32) -> Option<D
                     counter: counter.into(),
                     count: count as u64,
                     window_secs: window as u64,
-                    mx_hosts: hosts.clone(),
+                    mx_hosts: hosts,
                 }],
             })
         };

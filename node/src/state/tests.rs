@@ -171,8 +171,9 @@ proptest! {
         for (idx, r) in log[..split].iter().enumerate() {
             a.apply(idx as u64 + 1, r);
         }
-        let bytes = serde_json::to_vec(&a).unwrap();
-        let mut b: ReputationState = serde_json::from_slice(&bytes).unwrap();
+        // Snapshots are encoded as the Raft layer does (postcard).
+        let bytes = postcard::to_allocvec(&a).unwrap();
+        let mut b: ReputationState = postcard::from_bytes(&bytes).unwrap();
         prop_assert_eq!(&a, &b);
         for (idx, r) in log[split..].iter().enumerate() {
             let i = (split + idx) as u64 + 1;

@@ -1,14 +1,14 @@
-//! A sliding-window event counter in ten equal buckets: integer arithmetic only, so every node
-//! computes the same counts, and 24 bytes whatever the traffic.
+//! A sliding-window event counter in six equal buckets: integer arithmetic only, so every node
+//! computes the same counts, and 16 bytes whatever the traffic.
 //!
 //! Time is in whole seconds of cluster (or event) time. A bucket is `width` seconds wide, where
-//! `width = window / 10`; the count "in the window" at time `now` is the sum of the buckets that
+//! `width = window / 6`; the count "in the window" at time `now` is the sum of the buckets that
 //! overlap `(now - window, now]`, so the window is exact to one bucket's width.
 
 use serde::{Deserialize, Serialize};
 
 /// Number of buckets per window.
-pub const BUCKETS: usize = 10;
+pub const BUCKETS: usize = 6;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -78,7 +78,7 @@ mod tests {
             w.add(t, 60, 1);
         }
         assert_eq!(w.sum(1050, 60), 4);
-        // At 1075 the window (1015, 1075] at 6 s buckets keeps 1020 and 1050.
+        // At 1075 the window (1015, 1075] at 10 s buckets keeps 1020 and 1050.
         assert_eq!(w.sum(1075, 60), 2);
         assert_eq!(w.sum(1200, 60), 0);
         assert!(w.is_idle(1200, 60));
