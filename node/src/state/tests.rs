@@ -403,15 +403,27 @@ fn allowlisted_prefixes_are_never_banned_and_allowing_lifts_auto_bans() {
 
 #[test]
 fn automatic_bans_never_broader_than_the_safety_limit() {
-    let mut sim = Sim::new();
-    let mut p = Policy::default();
-    p.safety.max_breadth_ipv6 = 64;
-    p.changing_addresses.ipv6_prefix_len = 64;
-    sim.apply(T0, Command::SetPolicy(Box::new(p.clone())));
-    // A policy broader than the limit is refused before it is ever proposed.
-    let mut bad = p;
-    bad.changing_addresses.ipv6_prefix_len = 32;
+    // A policy broader than the limit is refused before it is ever proposed…
+    let mut bad = Policy::default();
+    bad.changing_addresses.ipv4_prefix_len = 16;
     assert!(bad.validate().is_err());
+    // …and should one reach the state machine anyway, the decision is still refused.
+    let mut sim = Sim::new();
+    sim.s.policy = bad;
+    let list: Vec<Observation> = (0..10)
+        .map(|i| {
+            let mut o = obs(&format!("198.18.{i}.1"), 0, T0);
+            o.rejects = 1;
+            o
+        })
+        .collect();
+    sim.apply(T0, observe(list));
+    assert_eq!(
+        sim.s.prefixes.len(),
+        1,
+        "ten addresses of one /16 counted together"
+    );
+    assert!(sim.s.bans.is_empty(), "{:?}", sim.s.bans);
 }
 
 #[test]
