@@ -1,43 +1,74 @@
-//! `mxrep-agent`: runs on every MX host. It will read Postfix's log and policy requests, stream
-//! events to the cluster, and enforce the cluster's ban list with nftables sets.
-//!
-//! This is the placeholder binary of the workspace's first milestone: it accepts the stable flags
-//! of `DESIGN.md` and says plainly that enforcement is not built yet, rather than pretending to run.
+//! `mxrep-agent`: runs on every MX host. See `mxrep-agent --help`; `mxrep-agent check-log FILE`
+//! prints what it reads from a Postfix log.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use mxrep_agent::check_log;
+use mxrep_agent::config::RunArgs;
+use std::io::BufReader;
+use std::path::PathBuf;
 
-/// Command line of `mxrep-agent` (flags fixed by DESIGN.md).
 #[derive(Debug, Parser)]
 #[command(name = "mxrep-agent", version, about = "mxrep agent for an MX host")]
-struct Args {
-    /// API addresses of cluster nodes.
-    #[arg(long, default_value = "127.0.0.1:7400", value_delimiter = ',')]
-    cluster: Vec<String>,
-    /// This MX host's name in events (default: the host name).
-    #[arg(long)]
-    node_name: Option<String>,
-    /// Postfix log file to follow (repeatable).
-    #[arg(long)]
-    postfix_log: Vec<std::path::PathBuf>,
-    /// Address for Postfix's check_policy_service (off unless given).
-    #[arg(long)]
-    policy_listen: Option<String>,
-    /// Where log positions and the ban-list version are remembered.
-    #[arg(long, default_value = "/var/lib/mxrep-agent")]
-    state_dir: std::path::PathBuf,
-    /// nftables table (inet family) the agent owns.
-    #[arg(long, default_value = "mxrep")]
-    nft_table: String,
-    /// Ports to protect.
-    #[arg(long, default_value = "25", value_delimiter = ',')]
-    ports: Vec<u16>,
-    /// Do everything but write to nftables.
-    #[arg(long)]
-    dry_run: bool,
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print the events read from a Postfix log, one per line, and a summary.
+    CheckLog {
+        file: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(1);
 }
 
 fn main() {
-    let _args = Args::parse();
-    eprintln!("error: mxrep-agent is not implemented yet in this build (event sources, uplink and nftables enforcement arrive with the agent milestone)");
-    std::process::exit(1);
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            e.exit()
+        }
+        let text = e.to_string();
+        let line = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("invalid arguments");
+        eprintln!("error: {}", line.trim_start_matches("error: "));
+        std::process::exit(2);
+    });
+    match cli.command {
+        Some(Cmd::CheckLog { file, json }) => {
+            let f = std::fs::File::open(&file)
+                .unwrap_or_else(|e| fail(format!("cannot open {}: {e}", file.display())));
+            let mut out = std::io::stdout().lock();
+            let summary = check_log::check(BufReader::new(f), &mut out, json)
+                .unwrap_or_else(|e| fail(format!("reading {}: {e}", file.display())));
+            check_log::print_summary(&summary, &mut out, json).unwrap_or_else(|e| fail(e));
+        }
+        None => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("MXREP_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let cfg = cli.run.resolve().unwrap_or_else(|e| fail(format!("{e:#}")));
+            let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(e));
+            if let Err(e) = rt.block_on(mxrep_agent::run::run(cfg)) {
+                fail(format!("{e:#}"));
+            }
+        }
+    }
 }

@@ -1,0 +1,115 @@
+//! `mxrep-agent check-log FILE [--json]`: prints the events read from a log, one per line, and a
+//! summary — the operator's way to check a log format, as `fail2ban-regex` is for fail2ban.
+
+use crate::sources::postfix::{kind_name, parse_line, Parsed};
+use mxrep_proto::v1 as pb;
+use pb::event::Kind;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+/// Counts of one run.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub lines: u64,
+    pub events: BTreeMap<&'static str, u64>,
+    pub ignored: u64,
+    pub not_understood: u64,
+}
+
+fn details(e: &pb::Event) -> String {
+    match &e.kind {
+        Some(Kind::Disconnect(d)) => d
+            .commands
+            .iter()
+            .map(|c| {
+                if c.ok == c.total {
+                    format!("{}={}", c.command, c.ok)
+                } else {
+                    format!("{}={}/{}", c.command, c.ok, c.total)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(Kind::Rejected(r)) => format!(
+            "code={} {} class={} from=<{}> to=<{}>",
+            r.code,
+            r.enhanced_code,
+            r.class()
+                .as_str_name()
+                .trim_start_matches("REJECT_CLASS_")
+                .to_lowercase(),
+            r.sender,
+            r.recipient
+        ),
+        Some(Kind::AuthFailure(a)) => format!("mechanism={}", a.mechanism),
+        Some(Kind::Accepted(a)) => format!("queue_id={}", a.queue_id),
+        Some(Kind::ProtocolError(p)) => format!(
+            "{} ({})",
+            p.kind()
+                .as_str_name()
+                .trim_start_matches("PROTOCOL_ERROR_KIND_")
+                .to_lowercase(),
+            p.detail
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Reads `input` to the end, printing each event to `out`; returns the summary.
+pub fn check(input: impl BufRead, out: &mut impl Write, json: bool) -> std::io::Result<Summary> {
+    let mut s = Summary::default();
+    let now = chrono::Utc::now();
+    for line in input.split(b'\n') {
+        let line = line?;
+        s.lines += 1;
+        let text = String::from_utf8_lossy(&line);
+        match parse_line(&text, now) {
+            Parsed::Event(e) => {
+                let kind = kind_name(&e);
+                *s.events.entry(kind).or_insert(0) += 1;
+                let time = chrono::DateTime::from_timestamp_millis(e.time_unix_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .unwrap_or_default();
+                if json {
+                    let v = serde_json::json!({"time": time, "client": e.client_address, "kind": kind, "details": details(&e)});
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "{time} {:<39} {:<14} {}",
+                        e.client_address,
+                        kind,
+                        details(&e)
+                    )?;
+                }
+            }
+            Parsed::Ignored => s.ignored += 1,
+            Parsed::NotUnderstood => s.not_understood += 1,
+        }
+    }
+    Ok(s)
+}
+
+/// Prints the summary (as JSON with `json`).
+pub fn print_summary(s: &Summary, out: &mut impl Write, json: bool) -> std::io::Result<()> {
+    let total: u64 = s.events.values().sum();
+    if json {
+        let v = serde_json::json!({
+            "summary": {"lines": s.lines, "events": total, "by_kind": s.events,
+                        "ignored": s.ignored, "not_understood": s.not_understood}
+        });
+        return writeln!(out, "{v}");
+    }
+    writeln!(out, "---")?;
+    writeln!(out, "lines read:          {}", s.lines)?;
+    writeln!(out, "events:              {total}")?;
+    for (k, n) in &s.events {
+        writeln!(out, "  {k:<18} {n}")?;
+    }
+    writeln!(
+        out,
+        "lines without event: {} (other Postfix programs and messages)",
+        s.ignored
+    )?;
+    writeln!(out, "lines not understood: {}", s.not_understood)
+}

@@ -1,0 +1,100 @@
+//! The agent's command line (fixed by DESIGN.md) and its validated form.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `mxrep-agent` when it runs.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// API addresses of cluster nodes, tried in turn.
+    #[arg(long, default_value = "127.0.0.1:7400", value_delimiter = ',')]
+    pub cluster: Vec<String>,
+    /// This MX host's name in events (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Postfix log file to follow (repeatable).
+    #[arg(long)]
+    pub postfix_log: Vec<PathBuf>,
+    /// Address for Postfix's check_policy_service, e.g. 127.0.0.1:10040 (off unless given).
+    #[arg(long)]
+    pub policy_listen: Option<std::net::SocketAddr>,
+    /// Where log positions and the ban-list version are remembered.
+    #[arg(long, default_value = "/var/lib/mxrep-agent")]
+    pub state_dir: PathBuf,
+    /// nftables table (family inet) the agent owns.
+    #[arg(long, default_value = "mxrep")]
+    pub nft_table: String,
+    /// Ports to protect.
+    #[arg(long, default_value = "25", value_delimiter = ',')]
+    pub ports: Vec<u16>,
+    /// Do everything but write to nftables; log what would have been done.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A validated agent configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub cluster: Vec<String>,
+    pub node_name: String,
+    pub postfix_logs: Vec<PathBuf>,
+    pub policy_listen: Option<std::net::SocketAddr>,
+    pub state_dir: PathBuf,
+    pub nft_table: String,
+    pub ports: Vec<u16>,
+    pub dry_run: bool,
+}
+
+impl RunArgs {
+    pub fn resolve(self) -> anyhow::Result<AgentConfig> {
+        let cluster: Vec<String> = self
+            .cluster
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if cluster.is_empty() {
+            bail!("--cluster needs at least one HOST:PORT");
+        }
+        for c in &cluster {
+            let ok = c
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                bail!("--cluster entry '{c}' is not HOST:PORT");
+            }
+        }
+        let node_name = match self.node_name {
+            Some(n) if !n.trim().is_empty() => n.trim().to_string(),
+            Some(_) => bail!("--node-name is empty"),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .context("cannot read the host name; give --node-name")?,
+        };
+        let t = &self.nft_table;
+        if t.is_empty()
+            || t.len() > 64
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            bail!("--nft-table '{t}' must be 1-64 letters, digits, '_' or '-'");
+        }
+        if self.ports.is_empty() || self.ports.contains(&0) {
+            bail!("--ports needs one or more ports between 1 and 65535");
+        }
+        Ok(AgentConfig {
+            cluster,
+            node_name,
+            postfix_logs: self.postfix_log,
+            policy_listen: self.policy_listen,
+            state_dir: self.state_dir,
+            nft_table: self.nft_table,
+            ports: self.ports,
+            dry_run: self.dry_run,
+        })
+    }
+}

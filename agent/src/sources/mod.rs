@@ -1,0 +1,6 @@
+//! Where events come from on an MX host: Postfix's log and Postfix's policy requests.
+
+pub mod postfix;
+
+#[cfg(test)]
+mod postfix_tests;
