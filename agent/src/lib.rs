@@ -7,5 +7,6 @@
 
 pub mod check_log;
 pub mod config;
+pub mod enforce;
 pub mod run;
 pub mod sources;

@@ -1,0 +1,68 @@
+//! Enforcement: keeping the host's firewall equal to the cluster's ban list.
+//!
+//! [`Enforcer`] is the small trait the rest of the agent sees; [`nft::NftEnforcer`] is the real
+//! one (nftables, table `inet <name>`), [`DryRun`] logs what it would do. Entries broader than the
+//! agent's own limit (/16 for IPv4, /32 for IPv6) are refused and logged, whatever the cluster
+//! sends.
+
+pub mod nft;
+
+use ipnet::IpNet;
+
+/// One change to make in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BanOp {
+    /// Add, or refresh the timeout of, a ban that ends in `timeout_secs`.
+    Add {
+        prefix: IpNet,
+        timeout_secs: u64,
+    },
+    Remove {
+        prefix: IpNet,
+    },
+}
+
+/// Keeps a firewall in step with the ban list.
+pub trait Enforcer: Send {
+    /// Creates what the enforcer owns (idempotent; never drops existing bans).
+    fn setup(&mut self) -> anyhow::Result<()>;
+    /// Applies a batch of changes in one transaction.
+    fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()>;
+    /// Makes the kernel hold exactly `desired`, atomically: no still-banned entry ever goes missing.
+    fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()>;
+}
+
+/// Broadest prefix the agent enforces, whatever the cluster sends.
+pub fn within_agent_limit(p: &IpNet) -> bool {
+    match p {
+        IpNet::V4(n) => n.prefix_len() >= 16,
+        IpNet::V6(n) => n.prefix_len() >= 32,
+    }
+}
+
+/// `--dry-run`: logs every change instead of making it.
+#[derive(Default)]
+pub struct DryRun {
+    pub applied: Vec<BanOp>,
+}
+
+impl Enforcer for DryRun {
+    fn setup(&mut self) -> anyhow::Result<()> {
+        tracing::info!("dry run: would create the nftables table and sets");
+        Ok(())
+    }
+    fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()> {
+        for op in ops {
+            tracing::info!("dry run: would apply {op:?}");
+        }
+        self.applied.extend_from_slice(ops);
+        Ok(())
+    }
+    fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()> {
+        tracing::info!(
+            "dry run: would reconcile the sets to {} entries",
+            desired.len()
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! nftables enforcement through the `nft` binary, fed its native syntax on stdin (`nft -f -`):
+//! one process and one kernel transaction per batch of changes.
+//!
+//! Why `nft -f -`: it speaks the kernel's transaction API with the least code of ours, batches
+//! any number of changes atomically, and a single update to a timeout-only set stays in the
+//! milliseconds at 100k elements (process start dominates). Interval sets (`ban4net`, `ban6net`)
+//! are slower to update at that size because nft reads the set back to merge intervals; prefix
+//! bans are few, and BENCHMARKS.md records the cost.
+//!
+//! Layout (DESIGN.md): table `inet <name>` with sets `ban4`, `ban6` (timeout), `ban4net`,
+//! `ban6net` (interval, timeout), `allow4`, `allow6` (interval), and a `prerouting` chain at raw
+//! priority that drops packets to the protected ports from banned sources unless allowed, with
+//! counters. Nothing else of the host's ruleset is touched.
+
+use super::{within_agent_limit, BanOp, Enforcer};
+use anyhow::{bail, Context};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+pub struct NftEnforcer {
+    pub table: String,
+    pub ports: Vec<u16>,
+    /// Command that runs nft (argv), e.g. `["nft"]` or `["ip", "netns", "exec", "mx1", "nft"]`.
+    pub nft: Vec<String>,
+}
+
+/// The set an entry belongs in.
+pub fn set_of(p: &IpNet) -> &'static str {
+    match p {
+        IpNet::V4(n) if n.prefix_len() == 32 => "ban4",
+        IpNet::V4(_) => "ban4net",
+        IpNet::V6(n) if n.prefix_len() == 128 => "ban6",
+        IpNet::V6(_) => "ban6net",
+    }
+}
+
+/// An element as nft syntax: a bare address for a host entry, CIDR otherwise.
+fn elem(p: &IpNet) -> String {
+    if p.prefix_len() == p.max_prefix_len() {
+        p.addr().to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+impl NftEnforcer {
+    pub fn new(table: &str, ports: &[u16]) -> Self {
+        Self {
+            table: table.into(),
+            ports: ports.to_vec(),
+            nft: vec!["nft".into()],
+        }
+    }
+
+    /// Runs `nft -f -` with `script` as one transaction.
+    pub fn run_script(&self, script: &str) -> anyhow::Result<()> {
+        let mut child = Command::new(&self.nft[0])
+            .args(&self.nft[1..])
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.nft.join(" ")))?;
+        child
+            .stdin
+            .take()
+            .context("nft stdin")?
+            .write_all(script.as_bytes())
+            .context("writing to nft")?;
+        let out = child.wait_with_output().context("waiting for nft")?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            bail!(
+                "nft refused the update: {}",
+                err.lines().next().unwrap_or("").trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs nft with `args`, returning stdout.
+    fn query(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(&self.nft[0])
+            .args(&self.nft[1..])
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot run {}", self.nft.join(" ")))?;
+        if !out.status.success() {
+            bail!(
+                "nft {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Elements of one set with their remaining seconds (None: no timeout).
+    pub fn list_set(&self, set: &str) -> anyhow::Result<BTreeMap<IpNet, Option<u64>>> {
+        let text = self.query(&["-j", "list", "set", "inet", &self.table, set])?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).context("nft -j output is not JSON")?;
+        let mut out = BTreeMap::new();
+        let items = v["nftables"].as_array().cloned().unwrap_or_default();
+        for item in items {
+            let Some(elems) = item["set"]["elem"].as_array() else {
+                continue;
+            };
+            for e in elems {
+                let (val, expires) = match e.get("elem") {
+                    Some(inner) => (&inner["val"], inner["expires"].as_u64()),
+                    None => (e, None),
+                };
+                let net = if let Some(s) = val.as_str() {
+                    s.parse::<std::net::IpAddr>().ok().map(IpNet::from)
+                } else if let Some(p) = val.get("prefix") {
+                    let addr = p["addr"]
+                        .as_str()
+                        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+                    addr.zip(p["len"].as_u64())
+                        .and_then(|(a, l)| IpNet::new(a, l as u8).ok())
+                } else {
+                    None
+                };
+                if let Some(n) = net {
+                    out.insert(n, expires);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn ports(&self) -> String {
+        let p: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
+        format!("{{ {} }}", p.join(", "))
+    }
+
+    fn add_line(&self, p: &IpNet, timeout_secs: u64) -> String {
+        format!(
+            "add element inet {} {} {{ {} timeout {}s }}\n",
+            self.table,
+            set_of(p),
+            elem(p),
+            timeout_secs.max(1)
+        )
+    }
+
+    fn delete_line(&self, p: &IpNet) -> String {
+        format!(
+            "delete element inet {} {} {{ {} }}\n",
+            self.table,
+            set_of(p),
+            elem(p)
+        )
+    }
+
+    /// Script lines for one op. A refresh and a removal first make sure the element exists
+    /// (adding an existing element is a no-op), so the transaction never fails on an element
+    /// that already expired in the kernel, and the delete-then-add refreshes the timeout on
+    /// kernels where a plain add would not.
+    fn op_lines(&self, op: &BanOp) -> String {
+        match op {
+            BanOp::Add {
+                prefix,
+                timeout_secs,
+            } => format!(
+                "{}{}{}",
+                self.add_line(prefix, *timeout_secs),
+                self.delete_line(prefix),
+                self.add_line(prefix, *timeout_secs)
+            ),
+            BanOp::Remove { prefix } => {
+                format!("{}{}", self.add_line(prefix, 1), self.delete_line(prefix))
+            }
+        }
+    }
+}
+
+impl Enforcer for NftEnforcer {
+    fn setup(&mut self) -> anyhow::Result<()> {
+        let t = &self.table;
+        let ports = self.ports();
+        let script = format!(
+            "add table inet {t}\n\
+             add set inet {t} ban4 {{ type ipv4_addr; flags timeout; }}\n\
+             add set inet {t} ban6 {{ type ipv6_addr; flags timeout; }}\n\
+             add set inet {t} ban4net {{ type ipv4_addr; flags interval, timeout; }}\n\
+             add set inet {t} ban6net {{ type ipv6_addr; flags interval, timeout; }}\n\
+             add set inet {t} allow4 {{ type ipv4_addr; flags interval; }}\n\
+             add set inet {t} allow6 {{ type ipv6_addr; flags interval; }}\n\
+             add chain inet {t} prerouting {{ type filter hook prerouting priority raw; policy accept; }}\n\
+             flush chain inet {t} prerouting\n\
+             add rule inet {t} prerouting tcp dport {ports} ip saddr @allow4 accept\n\
+             add rule inet {t} prerouting tcp dport {ports} ip6 saddr @allow6 accept\n\
+             add rule inet {t} prerouting tcp dport {ports} ip saddr @ban4 counter drop\n\
+             add rule inet {t} prerouting tcp dport {ports} ip saddr @ban4net counter drop\n\
+             add rule inet {t} prerouting tcp dport {ports} ip6 saddr @ban6 counter drop\n\
+             add rule inet {t} prerouting tcp dport {ports} ip6 saddr @ban6net counter drop\n"
+        );
+        self.run_script(&script)
+    }
+
+    fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()> {
+        let mut script = String::new();
+        for op in ops {
+            let p = match op {
+                BanOp::Add { prefix, .. } | BanOp::Remove { prefix } => prefix,
+            };
+            if !within_agent_limit(p) {
+                tracing::warn!("refusing {p}: broader than this agent's limit (/16, IPv6 /32)");
+                continue;
+            }
+            script.push_str(&self.op_lines(op));
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.run_script(&script)
+    }
+
+    fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()> {
+        let want: BTreeMap<IpNet, u64> = desired
+            .iter()
+            .filter(|(p, _)| {
+                let ok = within_agent_limit(p);
+                if !ok {
+                    tracing::warn!("refusing {p}: broader than this agent's limit (/16, IPv6 /32)");
+                }
+                ok
+            })
+            .cloned()
+            .collect();
+        let mut script = String::new();
+        for set in ["ban4", "ban6", "ban4net", "ban6net"] {
+            let have = self.list_set(set)?;
+            for (p, left) in &have {
+                match want.get(p) {
+                    None => script.push_str(&self.delete_line(p)),
+                    // Refresh only what is off by more than a couple of seconds.
+                    Some(t) if left.is_none_or(|l| l.abs_diff(*t) > 2) => {
+                        script.push_str(&self.delete_line(p));
+                        script.push_str(&self.add_line(p, *t));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (p, t) in want
+                .iter()
+                .filter(|(p, _)| set_of(p) == set && !have.contains_key(p))
+            {
+                script.push_str(&self.add_line(p, *t));
+            }
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.run_script(&script)
+    }
+}
