@@ -10,3 +10,4 @@ pub mod config;
 pub mod enforce;
 pub mod run;
 pub mod sources;
+pub mod uplink;

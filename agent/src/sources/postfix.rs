@@ -315,6 +315,7 @@ pub fn kind_name(e: &pb::Event) -> &'static str {
         Some(Kind::AuthFailure(_)) => "auth-failure",
         Some(Kind::Accepted(_)) => "accepted",
         Some(Kind::ProtocolError(_)) => "protocol-error",
+        Some(Kind::PolicyRequest(_)) => "policy-request",
         None => "unknown",
     }
 }

@@ -69,6 +69,8 @@ fn delta_of(kind: &Kind) -> Delta {
         Kind::AuthFailure(_) => Delta::AuthFailure,
         Kind::Accepted(_) => Delta::Accepted,
         Kind::ProtocolError(_) => Delta::ProtocolError,
+        // Recorded for greylisting and DNSBL scoring to come; the log counts the connection.
+        Kind::PolicyRequest(_) => Delta::Nothing,
     }
 }
 

@@ -1,0 +1,211 @@
+//! The uplink: events from the sources to the cluster, in batches (at most 500 events or 20 ms),
+//! over one long-lived `ReportEvents` stream with acknowledgements.
+//!
+//! Sources call [`Uplink::push`], which never blocks: events wait in a bounded queue, and when
+//! it is full the oldest are dropped and counted. A batch leaves the agent's hands only when the
+//! cluster acknowledges it; on any failure the unacknowledged batches go back to the front of
+//! the queue and the uplink moves to the next cluster address, with backoff and jitter.
+
+use mxrep_proto::v1 as pb;
+use pb::agent_client::AgentClient;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tonic::transport::Endpoint;
+
+/// Tuning of the uplink.
+#[derive(Debug, Clone)]
+pub struct UplinkConfig {
+    pub cluster: Vec<String>,
+    pub mx_host: String,
+    pub queue_capacity: usize,
+    pub max_batch: usize,
+    pub max_delay: Duration,
+    /// Unacknowledged batches on the stream.
+    pub window: usize,
+}
+
+impl UplinkConfig {
+    pub fn new(cluster: Vec<String>, mx_host: String) -> Self {
+        Self {
+            cluster,
+            mx_host,
+            queue_capacity: 100_000,
+            max_batch: 500,
+            max_delay: Duration::from_millis(20),
+            window: 16,
+        }
+    }
+}
+
+/// Counters an operator (and a test) can read.
+#[derive(Debug, Default)]
+pub struct UplinkStats {
+    pub pushed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub acked: AtomicU64,
+    pub refused: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<pb::Event>>,
+    ready: Notify,
+    stats: UplinkStats,
+    capacity: usize,
+}
+
+impl Shared {
+    /// Puts events back at the front (after a failure), dropping the oldest beyond capacity.
+    fn requeue_front(&self, events: Vec<pb::Event>) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        for e in events.into_iter().rev() {
+            q.push_front(e);
+        }
+        while q.len() > self.capacity {
+            q.pop_front();
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn take(&self, max: usize) -> Vec<pb::Event> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let n = q.len().min(max);
+        q.drain(..n).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Handle used by the sources.
+#[derive(Clone)]
+pub struct Uplink {
+    shared: Arc<Shared>,
+}
+
+impl Uplink {
+    /// Starts the uplink task.
+    pub fn start(cfg: UplinkConfig) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            stats: UplinkStats::default(),
+            capacity: cfg.queue_capacity,
+        });
+        tokio::spawn(run(cfg, shared.clone()));
+        Self { shared }
+    }
+
+    /// Queues an event; never blocks. When the queue is full the oldest event is dropped.
+    pub fn push(&self, e: pb::Event) {
+        {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.len() >= self.shared.capacity {
+                q.pop_front();
+                self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            q.push_back(e);
+        }
+        self.shared.stats.pushed.fetch_add(1, Ordering::Relaxed);
+        self.shared.ready.notify_one();
+    }
+
+    pub fn stats(&self) -> &UplinkStats {
+        &self.shared.stats
+    }
+
+    /// Events waiting to be sent (not counting those on the wire).
+    pub fn queued(&self) -> usize {
+        self.shared.len()
+    }
+}
+
+async fn run(cfg: UplinkConfig, shared: Arc<Shared>) {
+    let mut node = 0usize;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let addr = cfg.cluster[node % cfg.cluster.len()].clone();
+        match session(&cfg, &addr, &shared).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!("uplink to {addr}: {e}; trying the next node");
+                shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                node += 1;
+                let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
+                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One stream to one node, until it fails.
+async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result<(), String> {
+    let ch = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut client = AgentClient::new(ch);
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::EventBatch>(cfg.window);
+    let mut acks = client
+        .report_events(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("stream refused: {}", s.message()))?
+        .into_inner();
+    tracing::info!("uplink connected to {addr}");
+    let mut in_flight: VecDeque<(u64, Vec<pb::Event>)> = VecDeque::new();
+    let mut seq = 0u64;
+    let result = loop {
+        let can_send = in_flight.len() < cfg.window;
+        tokio::select! {
+            ack = acks.message() => match ack {
+                Ok(Some(a)) => {
+                    match in_flight.front() {
+                        Some((s, _)) if *s == a.seq => { in_flight.pop_front(); }
+                        _ => break Err(format!("acknowledgement for unknown batch {}", a.seq)),
+                    }
+                    shared.stats.acked.fetch_add(a.accepted as u64, Ordering::Relaxed);
+                    shared.stats.refused.fetch_add(a.rejected as u64, Ordering::Relaxed);
+                    for r in a.rejections.iter().take(5) {
+                        tracing::warn!("cluster refused an event of batch {}: {}", a.seq, r.reason);
+                    }
+                }
+                Ok(None) => break Err("the node closed the stream".into()),
+                Err(s) => break Err(format!("stream failed: {}", s.message())),
+            },
+            _ = shared.ready.notified(), if can_send => {
+                // Gather for at most max_delay, or until a full batch.
+                if shared.len() < cfg.max_batch {
+                    tokio::time::sleep(cfg.max_delay).await;
+                }
+                let events = shared.take(cfg.max_batch);
+                if events.is_empty() {
+                    continue;
+                }
+                if shared.len() > 0 {
+                    shared.ready.notify_one();
+                }
+                seq += 1;
+                let batch = pb::EventBatch { seq, mx_host: cfg.mx_host.clone(), events: events.clone() };
+                in_flight.push_back((seq, events));
+                if tx.send(batch).await.is_err() {
+                    break Err("the stream closed".into());
+                }
+            }
+        }
+    };
+    // Whatever was not acknowledged goes back, in order, to be sent again.
+    let pending: Vec<pb::Event> = in_flight.into_iter().flat_map(|(_, e)| e).collect();
+    if !pending.is_empty() {
+        shared.requeue_front(pending);
+        shared.ready.notify_one();
+    }
+    result
+}
