@@ -10,4 +10,5 @@ pub mod config;
 pub mod enforce;
 pub mod run;
 pub mod sources;
+pub mod state_dir;
 pub mod uplink;

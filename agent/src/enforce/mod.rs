@@ -6,6 +6,7 @@
 //! sends.
 
 pub mod nft;
+pub mod view;
 
 use ipnet::IpNet;
 

@@ -1,5 +1,7 @@
 //! Where events come from on an MX host: Postfix's log and Postfix's policy requests.
 
+pub mod log_follower;
+pub mod policy_server;
 pub mod postfix;
 
 #[cfg(test)]

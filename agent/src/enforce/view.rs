@@ -1,0 +1,60 @@
+//! The agent's own view of the ban list: what the cluster has banned and until when, for the
+//! policy service to answer from memory without ever waiting on the cluster.
+
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+/// One ban as the agent knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub expires_ms: i64,
+    pub reason: String,
+}
+
+/// Shared ban view; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct BanView {
+    inner: Arc<RwLock<BTreeMap<IpNet, Known>>>,
+}
+
+impl BanView {
+    pub fn replace(&self, bans: BTreeMap<IpNet, Known>) {
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = bans;
+    }
+
+    pub fn insert(&self, p: IpNet, k: Known) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(p, k);
+    }
+
+    pub fn remove(&self, p: &IpNet) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(p);
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The narrowest unexpired ban covering `addr`: one lookup per possible prefix length.
+    pub fn covering(&self, addr: IpAddr, now_ms: i64) -> Option<(IpNet, Known)> {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (0..=max).rev().find_map(|len| {
+            let net = IpNet::new(addr, len).ok()?.trunc();
+            map.get(&net)
+                .filter(|k| k.expires_ms > now_ms)
+                .map(|k| (net, k.clone()))
+        })
+    }
+}

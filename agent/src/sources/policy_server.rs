@@ -1,0 +1,145 @@
+//! The Postfix policy service (`check_policy_service inet:ADDR`): the SMTP access policy
+//! delegation protocol. A request is `name=value` lines ended by an empty line; the answer is one
+//! `action=…` line and an empty line; Postfix keeps the connection open for many requests, and
+//! many connections run at once.
+//!
+//! Every request becomes an event for the cluster and is answered at once from the agent's own
+//! ban view — `REJECT` with a clear text for a banned address the firewall has not dropped (dry
+//! run, or the moment before the set is updated), `DUNNO` otherwise. It never waits on the
+//! cluster. A malformed or oversized request closes that connection only, as the protocol
+//! expects.
+
+use crate::enforce::view::BanView;
+use crate::uplink::Uplink;
+use mxrep_proto::v1 as pb;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Largest request accepted (Postfix's requests are about 1 KiB).
+pub const MAX_REQUEST: usize = 16 * 1024;
+/// Idle time after which a policy connection is closed.
+const IDLE: Duration = Duration::from_secs(600);
+
+/// What the policy server needs: the ban view, and where events go.
+#[derive(Clone)]
+pub struct PolicyService {
+    pub view: BanView,
+    pub uplink: Option<Uplink>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl PolicyService {
+    /// The `action=` for one request.
+    pub fn answer(&self, attrs: &HashMap<String, String>) -> String {
+        let Some(addr) = attrs
+            .get("client_address")
+            .and_then(|a| a.parse::<IpAddr>().ok())
+        else {
+            return "DUNNO".into();
+        };
+        let now = now_ms();
+        if let Some(up) = &self.uplink {
+            let get = |k: &str| attrs.get(k).cloned().unwrap_or_default();
+            up.push(pb::Event {
+                time_unix_ms: now,
+                client_address: addr.to_string(),
+                kind: Some(pb::event::Kind::PolicyRequest(pb::PolicyRequest {
+                    protocol_state: get("protocol_state"),
+                    helo: get("helo_name"),
+                    sender: get("sender"),
+                    recipient: get("recipient"),
+                })),
+            });
+        }
+        match self.view.covering(addr, now) {
+            Some((net, k)) => {
+                let reason: String = k
+                    .reason
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect();
+                format!("REJECT 5.7.1 mxrep: {addr} is banned ({net}: {reason})")
+            }
+            None => "DUNNO".into(),
+        }
+    }
+
+    /// Serves policy connections until the listener fails.
+    pub async fn serve(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let svc = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = svc.connection(stream).await {
+                            tracing::debug!("policy connection closed: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("policy listener: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream) -> Result<(), String> {
+        let _ = stream.set_nodelay(true);
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        let mut attrs = HashMap::new();
+        let mut size = 0usize;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = tokio::time::timeout(
+                IDLE,
+                (&mut r)
+                    .take((MAX_REQUEST - size + 1) as u64)
+                    .read_until(b'\n', &mut line),
+            )
+            .await
+            .map_err(|_| "idle".to_string())?
+            .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(());
+            }
+            size += n;
+            if size > MAX_REQUEST || !line.ends_with(b"\n") {
+                return Err(format!("request larger than {MAX_REQUEST} bytes"));
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.is_empty() {
+                if attrs.is_empty() {
+                    return Err("empty request".into());
+                }
+                let action = self.answer(&attrs);
+                w.write_all(format!("action={action}\n\n").as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                attrs.clear();
+                size = 0;
+                continue;
+            }
+            let Some((k, v)) = text.split_once('=') else {
+                return Err(format!(
+                    "malformed attribute line {:?}",
+                    text.chars().take(40).collect::<String>()
+                ));
+            };
+            attrs.insert(k.to_string(), v.to_string());
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! What the agent remembers across restarts, in `--state-dir`: the position reached in each
+//! followed log (inode and offset) and the ban-list version it holds. Files are replaced
+//! atomically (write, then rename), so a crash leaves the old or the new state, never half.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where a followed file was read up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub inode: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create state dir {}: {e}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn load<T: DeserializeOwned + Default>(&self, name: &str) -> T {
+        let p = self.dir.join(name);
+        match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                tracing::warn!("ignoring unreadable {}: {e}", p.display());
+                T::default()
+            }),
+            Err(_) => T::default(),
+        }
+    }
+
+    fn store<T: Serialize>(&self, name: &str, value: &T) -> std::io::Result<()> {
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec(value)?)?;
+        std::fs::rename(tmp, self.dir.join(name))
+    }
+
+    pub fn positions(&self) -> BTreeMap<PathBuf, Position> {
+        self.load("positions.json")
+    }
+
+    pub fn save_positions(&self, p: &BTreeMap<PathBuf, Position>) -> std::io::Result<()> {
+        self.store("positions.json", p)
+    }
+
+    pub fn ban_version(&self) -> u64 {
+        self.load("ban-version.json")
+    }
+
+    pub fn save_ban_version(&self, v: u64) -> std::io::Result<()> {
+        self.store("ban-version.json", &v)
+    }
+}
