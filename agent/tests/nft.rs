@@ -82,7 +82,7 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
     let other_before = sh(&[
         "ip", "netns", "exec", &mx, "nft", "list", "table", "inet", "other",
     ]);
-    listen_25(&mx);
+    let _listener = listen_25(&mx);
     wait_for(Duration::from_secs(10), "the port 25 listener", || {
         connects(&cl, "203.0.113.5", "192.0.2.1")
     });

@@ -135,11 +135,22 @@ pub fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Starts a TCP listener on port 25 in `ns` (python3), killed with the lab.
-pub fn listen_25(ns: &str) {
-    Command::new("ip")
+/// A child process killed (and reaped) on drop.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a TCP listener on port 25 (IPv4 and IPv6) in `ns`.
+pub fn listen_25(ns: &str) -> Daemon {
+    let child = Command::new("ip")
         .args(["netns", "exec", ns, "python3", "-c"])
-        .arg("import socket\nfor fam,a in ((socket.AF_INET,'0.0.0.0'),):\n pass\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('::',25))\ns.listen(128)\nwhile True:\n c,_=s.accept(); c.close()\n")
+        .arg("import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('::',25))\ns.listen(128)\nwhile True:\n c,_=s.accept(); c.close()\n")
         .spawn()
         .expect("listener");
+    Daemon(child)
 }
