@@ -5,6 +5,7 @@
 //! deadline that passes fails the test with what was awaited and the nodes' last log lines.
 
 pub mod events;
+pub mod netns;
 
 use serde_json::Value;
 use std::net::TcpListener;
@@ -62,8 +63,20 @@ pub fn wait_until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<
 
 /// Runs `mxrepctl --endpoint EP ARGS…`.
 pub fn ctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(bin("mxrepctl"))
-        .arg("--endpoint")
+    ctl_in(None, endpoint, args)
+}
+
+/// Runs `mxrepctl --endpoint EP ARGS…`, inside network namespace `ns` if given.
+pub fn ctl_in(ns: Option<&str>, endpoint: &str, args: &[&str]) -> Output {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin("mxrepctl"));
+            c
+        }
+        None => Command::new(bin("mxrepctl")),
+    };
+    cmd.arg("--endpoint")
         .arg(endpoint)
         .args(args)
         .output()
@@ -72,9 +85,14 @@ pub fn ctl(endpoint: &str, args: &[&str]) -> Output {
 
 /// Runs `mxrepctl … --json` and parses its output; `Err(stderr)` when it fails.
 pub fn ctl_json(endpoint: &str, args: &[&str]) -> Result<Value, String> {
+    ctl_json_in(None, endpoint, args)
+}
+
+/// [`ctl_json`] inside network namespace `ns` if given.
+pub fn ctl_json_in(ns: Option<&str>, endpoint: &str, args: &[&str]) -> Result<Value, String> {
     let mut a = args.to_vec();
     a.push("--json");
-    let out = ctl(endpoint, &a);
+    let out = ctl_in(ns, endpoint, &a);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -115,6 +133,8 @@ pub struct NodeProc {
     pub config: PathBuf,
     pub log: PathBuf,
     pub peers: Option<String>,
+    /// Network namespace to run in (`ip netns exec`), if any.
+    pub netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -158,6 +178,7 @@ impl NodeProc {
             data_dir,
             config,
             peers,
+            netns: None,
             child: None,
         }
     }
@@ -170,7 +191,14 @@ impl NodeProc {
             .append(true)
             .open(&self.log)
             .expect("open node log");
-        let mut cmd = Command::new(bin("mxrep-node"));
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin("mxrep-node"));
+                c
+            }
+            None => Command::new(bin("mxrep-node")),
+        };
         cmd.arg("--id")
             .arg(self.id.to_string())
             .arg("--api-listen")
@@ -224,12 +252,12 @@ impl NodeProc {
 
     /// `mxrepctl status --json` on this node.
     pub fn status(&self) -> Option<Value> {
-        ctl_json(&self.api, &["status"]).ok()
+        ctl_json_in(self.netns.as_deref(), &self.api, &["status"]).ok()
     }
 
     /// The prefixes this node lists as banned.
     pub fn ban_prefixes(&self) -> Option<Vec<String>> {
-        let v = ctl_json(&self.api, &["bans", "list"]).ok()?;
+        let v = ctl_json_in(self.netns.as_deref(), &self.api, &["bans", "list"]).ok()?;
         let mut out: Vec<String> = v["bans"]
             .as_array()?
             .iter()

@@ -3,10 +3,12 @@
 //! [`Enforcer`] is the small trait the rest of the agent sees; [`nft::NftEnforcer`] is the real
 //! one (nftables, table `inet <name>`), [`DryRun`] logs what it would do. Entries broader than the
 //! agent's own limit (/16 for IPv4, /32 for IPv6) are refused and logged, whatever the cluster
-//! sends.
+//! sends. [`watch`] follows the cluster's ban-list stream into an enforcer; [`view`] is the
+//! agent's in-memory copy of the list, for the policy service.
 
 pub mod nft;
 pub mod view;
+pub mod watch;
 
 use ipnet::IpNet;
 
@@ -31,6 +33,8 @@ pub trait Enforcer: Send {
     fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()>;
     /// Makes the kernel hold exactly `desired`, atomically: no still-banned entry ever goes missing.
     fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()>;
+    /// What the firewall holds now, with seconds left (used to rebuild the view at start).
+    fn current(&self) -> anyhow::Result<Vec<(IpNet, u64)>>;
 }
 
 /// Broadest prefix the agent enforces, whatever the cluster sends.
@@ -52,6 +56,7 @@ impl Enforcer for DryRun {
         tracing::info!("dry run: would create the nftables table and sets");
         Ok(())
     }
+
     fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()> {
         for op in ops {
             tracing::info!("dry run: would apply {op:?}");
@@ -59,11 +64,16 @@ impl Enforcer for DryRun {
         self.applied.extend_from_slice(ops);
         Ok(())
     }
+
     fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()> {
         tracing::info!(
             "dry run: would reconcile the sets to {} entries",
             desired.len()
         );
         Ok(())
+    }
+
+    fn current(&self) -> anyhow::Result<Vec<(IpNet, u64)>> {
+        Ok(vec![])
     }
 }

@@ -221,6 +221,16 @@ impl Enforcer for NftEnforcer {
         self.run_script(&script)
     }
 
+    fn current(&self) -> anyhow::Result<Vec<(IpNet, u64)>> {
+        let mut out = Vec::new();
+        for set in ["ban4", "ban6", "ban4net", "ban6net"] {
+            for (p, left) in self.list_set(set)? {
+                out.push((p, left.unwrap_or(0)));
+            }
+        }
+        Ok(out)
+    }
+
     fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()> {
         let want: BTreeMap<IpNet, u64> = desired
             .iter()

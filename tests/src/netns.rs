@@ -1,8 +1,6 @@
-//! Shared helpers of the agent's kernel tests: hosts as network namespaces on a private bridge,
-//! and the rule that these tests run as root in CI (`MXREP_REQUIRE_E2E=1`) and say so loudly
-//! when they cannot run here.
-
-#![allow(dead_code)]
+//! Hosts as network namespaces on a private bridge, for the tests that need a real kernel, and
+//! the rule that these tests run as root in CI (`MXREP_REQUIRE_E2E=1`) and say so loudly when
+//! they cannot run here.
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,12 +3,10 @@
 //! connections to port 25 dropped while banned and accepted after unban or expiry, a restart
 //! that keeps every ban, and nothing touched outside the agent's table.
 
-mod common;
-
-use common::*;
 use ipnet::IpNet;
 use mxrep_agent::enforce::nft::NftEnforcer;
 use mxrep_agent::enforce::{BanOp, Enforcer};
+use mxrep_tests::netns::*;
 use std::time::Duration;
 
 fn net(s: &str) -> IpNet {

@@ -1,0 +1,205 @@
+//! Following the cluster's ban list (`WatchBans`) into the firewall.
+//!
+//! A snapshot is reconciled with the sets atomically; changes are applied as they come, every
+//! change that is already waiting going into the same nftables transaction. Element timeouts are
+//! the bans' remaining time, so bans expire in the kernel even if the agent or the cluster is
+//! gone. The version reached is kept in the state dir; after a reconnect, or a restart of the
+//! agent, the stream resumes from it, and while no node answers the sets stay as they are.
+
+use super::view::{BanView, Known};
+use super::{BanOp, Enforcer};
+use crate::state_dir::StateDir;
+use ipnet::IpNet;
+use mxrep_proto::v1 as pb;
+use pb::ban_update::Update;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::Endpoint;
+
+pub type SharedEnforcer = Arc<Mutex<Box<dyn Enforcer>>>;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds left of a ban, rounded up; None once expired.
+fn remaining(expires_ms: i64, now: i64) -> Option<u64> {
+    (expires_ms > now).then(|| ((expires_ms - now + 999) / 1000) as u64)
+}
+
+async fn blocking<T: Send + 'static>(
+    e: &SharedEnforcer,
+    f: impl FnOnce(&mut dyn Enforcer) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let e = e.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = e.lock().unwrap_or_else(|p| p.into_inner());
+        f(guard.as_mut())
+    })
+    .await?
+}
+
+/// Follows the ban list forever, moving through `cluster` on failures.
+pub async fn follow(
+    cluster: Vec<String>,
+    enforcer: SharedEnforcer,
+    view: BanView,
+    state: StateDir,
+) {
+    let mut version = state.ban_version();
+    // What the kernel still holds from before a restart is what we resume from.
+    match blocking(&enforcer, |e| e.current()).await {
+        Ok(held) if !held.is_empty() || version == 0 => {
+            let now = now_ms();
+            view.replace(
+                held.into_iter()
+                    .map(|(p, left)| {
+                        (
+                            p,
+                            Known {
+                                expires_ms: now + left as i64 * 1000,
+                                reason: "banned before this agent started".into(),
+                            },
+                        )
+                    })
+                    .collect(),
+            );
+        }
+        Ok(_) => version = 0, // nothing held: ask for a snapshot
+        Err(e) => {
+            tracing::warn!("cannot read the sets: {e:#}");
+            version = 0;
+        }
+    }
+    let mut node = 0usize;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let addr = &cluster[node % cluster.len()];
+        match session(addr, &enforcer, &view, &state, &mut version).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(
+                    "ban list from {addr}: {e:#}; the sets stay as they are, trying the next node"
+                );
+                node += 1;
+                let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
+                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn session(
+    addr: &str,
+    enforcer: &SharedEnforcer,
+    view: &BanView,
+    state: &StateDir,
+    version: &mut u64,
+) -> anyhow::Result<()> {
+    let ch = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    let mut stream = pb::agent_client::AgentClient::new(ch)
+        .max_decoding_message_size(256 << 20)
+        .watch_bans(pb::WatchBansRequest {
+            from_version: *version,
+            mx_host: String::new(),
+        })
+        .await?
+        .into_inner();
+    tracing::info!("following the ban list on {addr} from version {}", *version);
+    loop {
+        let Some(first) = stream.message().await? else {
+            anyhow::bail!("the node closed the ban-list stream");
+        };
+        let mut updates = vec![first];
+        // Everything already waiting goes into the same transaction.
+        while updates.len() < 10_000 {
+            match tokio::time::timeout(Duration::from_millis(1), stream.message()).await {
+                Ok(Ok(Some(u))) => updates.push(u),
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let now = now_ms();
+        let mut ops = Vec::new();
+        for u in updates {
+            match u.update {
+                Some(Update::Snapshot(s)) => {
+                    ops.clear();
+                    let mut known = BTreeMap::new();
+                    let mut desired = Vec::new();
+                    for b in s.bans {
+                        let Ok(p) = b.prefix.parse::<IpNet>() else {
+                            continue;
+                        };
+                        if let Some(left) = remaining(b.expires_unix_ms, now) {
+                            desired.push((p, left));
+                            known.insert(
+                                p,
+                                Known {
+                                    expires_ms: b.expires_unix_ms,
+                                    reason: b.reason,
+                                },
+                            );
+                        }
+                    }
+                    let n = desired.len();
+                    blocking(enforcer, move |e| e.reconcile(&desired)).await?;
+                    view.replace(known);
+                    *version = s.version;
+                    tracing::info!(
+                        "reconciled the sets with the cluster's {n} bans (version {})",
+                        s.version
+                    );
+                }
+                Some(Update::Change(c)) => {
+                    let kind = c.kind();
+                    let Some(b) = c.ban else { continue };
+                    let Ok(p) = b.prefix.parse::<IpNet>() else {
+                        continue;
+                    };
+                    match kind {
+                        pb::BanChangeKind::Added | pb::BanChangeKind::Extended => {
+                            if let Some(left) = remaining(b.expires_unix_ms, now) {
+                                ops.push(BanOp::Add {
+                                    prefix: p,
+                                    timeout_secs: left,
+                                });
+                                view.insert(
+                                    p,
+                                    Known {
+                                        expires_ms: b.expires_unix_ms,
+                                        reason: b.reason,
+                                    },
+                                );
+                            }
+                        }
+                        _ => {
+                            ops.push(BanOp::Remove { prefix: p });
+                            view.remove(&p);
+                        }
+                    }
+                    *version = (*version).max(c.version);
+                }
+                None => {}
+            }
+        }
+        if !ops.is_empty() {
+            let n = ops.len();
+            blocking(enforcer, move |e| e.apply(&ops)).await?;
+            tracing::debug!("applied {n} ban changes (version {})", *version);
+        }
+        if let Err(e) = state.save_ban_version(*version) {
+            tracing::warn!("cannot save the ban-list version: {e}");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! mxrep-agent end to end on a real kernel: an MX host (network namespace) runs a node and the
+//! agent; Postfix log lines written to the followed file become events, the cluster decides, the
+//! ban reaches the host's nftables set, and a real TCP connection to port 25 from a client
+//! namespace is dropped. The policy service answers from the agent's view; an agent restart
+//! during an active ban never takes the ban out of the kernel.
+
+use mxrep_tests::netns::*;
+use mxrep_tests::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn start_agent(mx: &str, api: &str, log: &std::path::Path, state: &std::path::Path) -> Daemon {
+    let out = std::fs::File::create(state.with_extension("log")).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", mx])
+        .arg(bin("mxrep-agent"))
+        .args([
+            "--cluster",
+            api,
+            "--node-name",
+            "mx1",
+            "--nft-table",
+            "mxe2e",
+        ])
+        .arg("--postfix-log")
+        .arg(log)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--policy-listen", "127.0.0.1:10040"])
+        .env("MXREP_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("start mxrep-agent");
+    Daemon(child)
+}
+
+fn in_ban4(mx: &str, addr: &str) -> bool {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", mx, "nft", "-j", "list", "set", "inet", "mxe2e", "ban4",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains(&format!("\"{addr}\""))
+}
+
+fn append(log: &std::path::Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+/// "Nov 26 17:06:09" for now, in UTC, as Postfix's maillog_file writes it.
+fn postfix_time() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%b %e %H:%M:%S"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn policy_query(mx: &str, client: &str) -> String {
+    let script = format!(
+        "import socket\ns=socket.create_connection(('127.0.0.1',10040),timeout=5)\ns.sendall(b'request=smtpd_access_policy\\nprotocol_state=RCPT\\nclient_address={client}\\nsender=a@b.test\\nrecipient=c@mx1.test\\n\\n')\nprint(s.recv(4096).decode().strip())\n"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", mx, "python3", "-c", &script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn postfix_log_to_kernel_drop_and_agent_restart_keeps_the_ban() {
+    if !e2e_available("postfix_log_to_kernel_drop_and_agent_restart_keeps_the_ban") {
+        return;
+    }
+    let _g = serial();
+    let mut lab = Lab::new("a");
+    let mx = lab.host("mx", &["192.0.2.1/24"]);
+    let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
+    sh(&[
+        "ip",
+        "-n",
+        &mx,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "dev",
+        "eth0",
+    ]);
+    let _listener = listen_25(&mx);
+    wait_for(LIMIT, "port 25 reachable", || {
+        connects(&cl, "203.0.113.5", "192.0.2.1")
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    node.netns = Some(mx.clone());
+    node.start();
+    wait_until(LIMIT, "the node in the MX namespace to lead", || {
+        node.status()?["leader_id"].as_u64()
+    });
+
+    let log = dir.path().join("maillog");
+    std::fs::write(&log, "").unwrap();
+    let state = dir.path().join("agent-state");
+    let mut agent = start_agent(&mx, &node.api, &log, &state);
+    wait_for(LIMIT, "the agent's table", || {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &mx, "nft", "list", "table", "inet", "mxe2e",
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+
+    // Five rejected recipients in Postfix's own words.
+    let t = postfix_time();
+    let lines: Vec<String> = (0..5)
+        .flat_map(|i| {
+            vec![
+                format!("{t} mx1 postfix/smtpd[{}]: connect from unknown[203.0.113.5]", 100 + i),
+                format!("{t} mx1 postfix/smtpd[{}]: NOQUEUE: reject: RCPT from unknown[203.0.113.5]: 550 5.1.1 <nobody{i}@mx1.test>: Recipient address rejected: User unknown in local recipient table; from=<spam@spam.test> to=<nobody{i}@mx1.test> proto=ESMTP helo=<spam.test>", 100 + i),
+            ]
+        })
+        .collect();
+    // The follower reads new lines only: wait until it has opened the file.
+    let agent_log = state.with_extension("log");
+    wait_for(LIMIT, "the agent to start following the log", || {
+        std::fs::read_to_string(&agent_log).is_ok_and(|t| t.contains("mxrep-agent running"))
+    });
+    let written = Instant::now();
+    append(&log, &lines);
+    wait_for(LIMIT, "203.0.113.5 in the kernel set", || {
+        in_ban4(&mx, "203.0.113.5")
+    });
+    eprintln!("log line to kernel set: {:?}", written.elapsed());
+    assert!(
+        !connects(&cl, "203.0.113.5", "192.0.2.1"),
+        "banned client got through"
+    );
+    assert!(
+        connects(&cl, "203.0.113.6", "192.0.2.1"),
+        "its neighbour must pass"
+    );
+    let bans = node.ban_prefixes().unwrap();
+    assert_eq!(bans, vec!["203.0.113.5/32"]);
+
+    let answer = policy_query(&mx, "203.0.113.5");
+    assert!(
+        answer.starts_with("action=REJECT") && answer.contains("rejected recipients"),
+        "{answer}"
+    );
+    assert_eq!(policy_query(&mx, "203.0.113.6"), "action=DUNNO");
+
+    // Agent killed and restarted: the ban never leaves the kernel.
+    drop(agent);
+    assert!(
+        in_ban4(&mx, "203.0.113.5"),
+        "killing the agent must not lift the ban"
+    );
+    agent = start_agent(&mx, &node.api, &log, &state);
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert!(
+            in_ban4(&mx, "203.0.113.5"),
+            "the ban disappeared during the agent's restart"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The restarted agent follows the stream again: an unban reaches the kernel.
+    let out = ctl_in(Some(&mx), &node.api, &["unban", "203.0.113.5"]);
+    assert!(out.status.success());
+    wait_for(LIMIT, "the unban to reach the kernel", || {
+        !in_ban4(&mx, "203.0.113.5")
+    });
+    assert!(connects(&cl, "203.0.113.5", "192.0.2.1"));
+    drop(agent);
+}
