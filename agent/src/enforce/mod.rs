@@ -15,8 +15,13 @@ use ipnet::IpNet;
 /// One change to make in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BanOp {
-    /// Add, or refresh the timeout of, a ban that ends in `timeout_secs`.
+    /// Add a new ban that ends in `timeout_secs`.
     Add {
+        prefix: IpNet,
+        timeout_secs: u64,
+    },
+    /// Set the timeout of a ban that may already be there (an extended ban).
+    Refresh {
         prefix: IpNet,
         timeout_secs: u64,
     },

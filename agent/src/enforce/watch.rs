@@ -170,9 +170,16 @@ async fn session(
                     match kind {
                         pb::BanChangeKind::Added | pb::BanChangeKind::Extended => {
                             if let Some(left) = remaining(b.expires_unix_ms, now) {
-                                ops.push(BanOp::Add {
-                                    prefix: p,
-                                    timeout_secs: left,
+                                ops.push(if kind == pb::BanChangeKind::Added {
+                                    BanOp::Add {
+                                        prefix: p,
+                                        timeout_secs: left,
+                                    }
+                                } else {
+                                    BanOp::Refresh {
+                                        prefix: p,
+                                        timeout_secs: left,
+                                    }
                                 });
                                 view.insert(
                                     p,

@@ -1,0 +1,295 @@
+//! Agent benchmarks, each beside its baseline in the same run:
+//!
+//! 1. loading a 100,000-element ban list into empty sets (the agent's reconcile) beside `nft -f`
+//!    loading the same elements from a plain script;
+//! 2. one more ban reaching the kernel when the sets already hold 100,000 elements, for an
+//!    address (timeout-only set) and for a prefix (interval set);
+//! 3. Postfix log lines parsed per second (the shared real capture, repeated);
+//! 4. policy requests per second and p99 latency over persistent connections, the agent's policy
+//!    service beside postgrey, driven by the same client.
+//!
+//! Needs root, nftables and postgrey (installed by `.ci/run`); nft work happens in a network
+//! namespace of its own, so the host's ruleset is never touched.
+//!
+//! `cargo build --release --workspace --bins && ./target/release/agent-bench`
+
+use ipnet::IpNet;
+use mxrep_agent::enforce::nft::NftEnforcer;
+use mxrep_agent::enforce::view::{BanView, Known};
+use mxrep_agent::enforce::{BanOp, Enforcer};
+use mxrep_agent::sources::policy_server::PolicyService;
+use mxrep_agent::sources::postfix::{parse_line, Parsed};
+use mxrep_agent::uplink::{Uplink, UplinkConfig};
+use mxrep_tests::netns::{e2e_available, sh, Lab};
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// 100,000 bans: 90,000 addresses and 10,000 /24 prefixes, all in 198.18.0.0/15 and 10.0.0.0/8.
+fn ban_list() -> Vec<(IpNet, u64)> {
+    let mut v = Vec::new();
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    for i in 0..90_000u32 {
+        v.push((
+            IpNet::from(std::net::IpAddr::V4(Ipv4Addr::from(base + i))),
+            3600,
+        ));
+    }
+    for i in 0..10_000u32 {
+        let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (i << 8));
+        v.push((IpNet::new(a.into(), 24).unwrap(), 3600));
+    }
+    v
+}
+
+fn nft_benches(ns: &str) {
+    let list = ban_list();
+    let mut e = NftEnforcer::new("mxbench", &[25]);
+    e.nft = vec![
+        "ip".into(),
+        "netns".into(),
+        "exec".into(),
+        ns.into(),
+        "nft".into(),
+    ];
+
+    // Baseline: plain nft -f of the same elements into fresh sets.
+    let mut script = String::from(
+        "add table inet plain\nadd set inet plain ban4 { type ipv4_addr; flags timeout; }\n\
+         add set inet plain ban4net { type ipv4_addr; flags interval, timeout; }\n",
+    );
+    for (set, pick) in [("ban4", 32u8), ("ban4net", 24u8)] {
+        let elems: Vec<String> = list
+            .iter()
+            .filter(|(p, _)| p.prefix_len() == pick)
+            .map(|(p, t)| {
+                if pick == 32 {
+                    format!("{} timeout {t}s", p.addr())
+                } else {
+                    format!("{p} timeout {t}s")
+                }
+            })
+            .collect();
+        for chunk in elems.chunks(10_000) {
+            script.push_str(&format!(
+                "add element inet plain {set} {{ {} }}\n",
+                chunk.join(", ")
+            ));
+        }
+    }
+    let path = std::env::temp_dir().join(format!("mxrep-bench-{}.nft", std::process::id()));
+    std::fs::write(&path, &script).unwrap();
+    let t = Instant::now();
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "nft",
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+    let plain = t.elapsed();
+    let _ = std::fs::remove_file(&path);
+
+    e.setup().unwrap();
+    let t = Instant::now();
+    e.reconcile(&list).unwrap();
+    let ours = t.elapsed();
+    assert_eq!(e.list_set("ban4").unwrap().len(), 90_000);
+    println!("load 100,000 bans (90,000 addresses + 10,000 /24 prefixes) into empty sets:");
+    println!("  nft -f of a plain script:           {:8.0} ms", ms(plain));
+    println!(
+        "  agent reconcile (reads sets first): {:8.0} ms   (ratio {:.2})",
+        ms(ours),
+        ours.as_secs_f64() / plain.as_secs_f64()
+    );
+
+    let mut one = |p: IpNet| {
+        let t = Instant::now();
+        e.apply(&[BanOp::Add {
+            prefix: p,
+            timeout_secs: 600,
+        }])
+        .unwrap();
+        ms(t.elapsed())
+    };
+    let addr: Vec<f64> = (1..=5)
+        .map(|i| one(format!("192.0.2.{i}/32").parse().unwrap()))
+        .collect();
+    let pfx: Vec<f64> = (1..=5)
+        .map(|i| one(format!("172.16.{i}.0/24").parse().unwrap()))
+        .collect();
+    println!("one more ban with 100,000 elements in the sets (median of 5):");
+    println!(
+        "  address (ban4, timeout set):        {:8.1} ms",
+        median(addr)
+    );
+    println!(
+        "  prefix (ban4net, interval set):     {:8.1} ms",
+        median(pfx)
+    );
+}
+
+fn parse_bench() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/samples/postfix-3.7-maillog.log"
+    );
+    let text = std::fs::read_to_string(path).expect("sample log");
+    let lines: Vec<&str> = text.lines().collect();
+    let now = chrono_now();
+    let rounds = 200;
+    let t = Instant::now();
+    let mut events = 0;
+    for _ in 0..rounds {
+        for l in &lines {
+            if let Parsed::Event(_) = parse_line(l, now) {
+                events += 1;
+            }
+        }
+    }
+    let el = t.elapsed().as_secs_f64();
+    println!(
+        "log parsing: {:.0} lines/s ({} lines of the real capture x {rounds}, {events} events)",
+        (lines.len() * rounds) as f64 / el,
+        lines.len()
+    );
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+/// `conns` persistent connections, each sending requests one after another for `secs`.
+async fn policy_load(addr: &str, conns: usize, secs: u64) -> (f64, f64) {
+    let req = "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=10.250.0.10\nclient_name=unknown\nhelo_name=spam1.test\nsender=bulk@spam.test\nrecipient=user@mx1.test\nrecipient_count=0\ninstance=2692.6b086701.1d70c.0\n\n";
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for c in 0..conns {
+        let addr = addr.to_string();
+        tasks.push(tokio::spawn(async move {
+            let (r, mut w) = tokio::net::TcpStream::connect(&addr)
+                .await
+                .unwrap()
+                .into_split();
+            let mut r = BufReader::new(r);
+            let mut lat = Vec::new();
+            let mut line = String::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                // A new triplet each time, so a greylister does real work.
+                let body = req.replace("user@mx1.test", &format!("u{c}x{i}@mx1.test"));
+                i += 1;
+                let t = Instant::now();
+                w.write_all(body.as_bytes()).await.unwrap();
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+                assert!(line.starts_with("action="), "{line:?}");
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
+    (rate, p99)
+}
+
+fn policy_bench() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conns = 4;
+    let secs = 5;
+    let ours = rt.block_on(async {
+        let view = BanView::default();
+        view.insert(
+            "203.0.113.0/24".parse().unwrap(),
+            Known {
+                expires_ms: i64::MAX,
+                reason: "bench".into(),
+            },
+        );
+        // Events go to an uplink whose cluster is unreachable: pushing costs what it costs live.
+        let mut cfg = UplinkConfig::new(vec!["127.0.0.1:1".into()], "bench".into());
+        cfg.queue_capacity = 1_000_000;
+        let svc = PolicyService {
+            view,
+            uplink: Some(Uplink::start(cfg)),
+        };
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(svc.serve(l));
+        policy_load(&addr, conns, secs).await
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("postgrey");
+    std::fs::create_dir_all(&db).unwrap();
+    let _ = Command::new("chown")
+        .args(["postgrey", db.to_str().unwrap()])
+        .status();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut pg = Command::new("postgrey")
+        .arg(format!("--inet=127.0.0.1:{port}"))
+        .arg("--delay=60")
+        .arg(format!("--dbdir={}", db.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("postgrey (apt-get install postgrey)");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "postgrey did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let theirs = rt.block_on(policy_load(&addr, conns, secs));
+    let _ = pg.kill();
+    let _ = pg.wait();
+    println!("policy requests, {conns} persistent connections, {secs} s each:");
+    println!(
+        "  mxrep-agent policy service:  {:8.0} req/s   p99 {:6.2} ms",
+        ours.0, ours.1
+    );
+    println!(
+        "  postgrey 1.37 (--delay=60):  {:8.0} req/s   p99 {:6.2} ms   (ratio {:.1})",
+        theirs.0,
+        theirs.1,
+        ours.0 / theirs.0
+    );
+}
+
+fn main() {
+    parse_bench();
+    if !e2e_available("agent-bench nftables") {
+        return;
+    }
+    {
+        let mut lab = Lab::new("b");
+        let ns = lab.host("mx", &["192.0.2.1/24"]);
+        nft_benches(&ns);
+    }
+    policy_bench();
+}
