@@ -51,9 +51,14 @@ fn main() {
             let f = std::fs::File::open(&file)
                 .unwrap_or_else(|e| fail(format!("cannot open {}: {e}", file.display())));
             let mut out = std::io::stdout().lock();
-            let summary = check_log::check(BufReader::new(f), &mut out, json)
-                .unwrap_or_else(|e| fail(format!("reading {}: {e}", file.display())));
-            check_log::print_summary(&summary, &mut out, json).unwrap_or_else(|e| fail(e));
+            let result = check_log::check(BufReader::new(f), &mut out, json)
+                .and_then(|summary| check_log::print_summary(&summary, &mut out, json));
+            match result {
+                Ok(()) => {}
+                // The reader went away (`| head`): nothing more to say.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => fail(format!("reading {}: {e}", file.display())),
+            }
         }
         None => {
             tracing_subscriber::fmt()

@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod netns;
+pub mod testbed;
 
 use serde_json::Value;
 use std::net::TcpListener;

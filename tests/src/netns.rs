@@ -54,6 +54,27 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// Takes host `ns`'s link down (true) or up again (false), as a cable pulled and replugged.
+    pub fn cut(&self, ns: &str, down: bool) {
+        let i = self
+            .hosts
+            .iter()
+            .position(|h| h == ns)
+            .expect("a host of this lab");
+        let sw = format!("{}sw", self.prefix);
+        sh(&[
+            "ip",
+            "-n",
+            &sw,
+            "link",
+            "set",
+            &format!("v{i}"),
+            if down { "down" } else { "up" },
+        ]);
+    }
+}
+
+impl Lab {
     pub fn new(tag: &str) -> Self {
         let prefix = format!("mx{}{}", tag, std::process::id() % 100_000);
         let sw = format!("{prefix}sw");

@@ -189,3 +189,66 @@ fn postfix_log_to_kernel_drop_and_agent_restart_keeps_the_ban() {
     assert!(connects(&cl, "203.0.113.5", "192.0.2.1"));
     drop(agent);
 }
+
+#[test]
+fn dry_run_touches_no_firewall_but_answers_policy_from_the_ban_list() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    node.start();
+    wait_until(LIMIT, "the node to lead", || {
+        node.status()?["leader_id"].as_u64()
+    });
+    let policy = format!("127.0.0.1:{}", free_port());
+    let state = dir.path().join("dry-state");
+    let table = format!("mxdry{}", std::process::id());
+    let log = std::fs::File::create(dir.path().join("dry-agent.log")).unwrap();
+    let _agent = Daemon(
+        Command::new(bin("mxrep-agent"))
+            .args(["--cluster", &node.api, "--node-name", "mxdry", "--dry-run"])
+            .args(["--nft-table", &table, "--policy-listen", &policy])
+            .arg("--state-dir")
+            .arg(&state)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let out = ctl(
+        &node.api,
+        &["ban", "198.51.100.0/24", "--for", "1h", "--reason", "dry"],
+    );
+    assert!(out.status.success());
+    let ask = |client: &str| -> Option<String> {
+        use std::io::{BufRead, BufReader};
+        let mut s = std::net::TcpStream::connect(&policy).ok()?;
+        write!(
+            s,
+            "request=smtpd_access_policy\nclient_address={client}\n\n"
+        )
+        .ok()?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).ok()?;
+        Some(line.trim().to_string())
+    };
+    let answer = wait_until(
+        LIMIT,
+        "the dry-run agent to reject the banned prefix",
+        || ask("198.51.100.7").filter(|a| a.starts_with("action=REJECT")),
+    );
+    assert!(
+        answer.contains("198.51.100.0/24") && answer.contains("dry"),
+        "{answer}"
+    );
+    assert_eq!(ask("192.0.2.1").as_deref(), Some("action=DUNNO"));
+    let listed = Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output();
+    if let Ok(o) = listed {
+        assert!(
+            !o.status.success(),
+            "--dry-run created nftables table {table}"
+        );
+    }
+}

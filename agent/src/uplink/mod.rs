@@ -149,6 +149,10 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
+        // A node cut off the network never closes the stream: keepalives notice it.
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_while_idle(true)
         .connect()
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;

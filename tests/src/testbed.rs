@@ -1,0 +1,397 @@
+//! The multi-host test bed: a 3-node cluster, three MX hosts each running real Postfix with
+//! `mxrep-agent` as its log follower, policy service and nftables enforcer, a spammer host and a
+//! legitimate sender host — all network namespaces on a private bridge (see [`crate::netns`]).
+//!
+//! Addresses: nodes 192.0.2.11–13, MX hosts 192.0.2.21–23, the legitimate sender 192.0.2.41, the
+//! spammer 192.0.2.31 plus 203.0.113.0/24 and 2001:db8:1::/64. Everything is removed on drop, and
+//! names are per process, so a run killed halfway never breaks the next one.
+
+use crate::netns::{sh, Daemon, Lab};
+use crate::{bin, ctl_json_in, wait_until, NodeProc, Tuning};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub const LIMIT: Duration = Duration::from_secs(60);
+pub const API_PORT: u16 = 7400;
+pub const PEER_PORT: u16 = 7401;
+pub const POLICY_PORT: u16 = 10040;
+
+/// One real Postfix instance in a namespace, per TESTBED.md.
+pub struct Postfix {
+    pub ns: String,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Postfix {
+    /// Configures and starts Postfix for `name` (e.g. "mx1") listening on `addr`.
+    pub fn start(ns: &str, top: &Path, name: &str, addr: &str) -> Self {
+        let d = top.join(name);
+        for sub in ["etc", "spool", "data"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let ds = d.display().to_string();
+        sh(&[
+            "chown",
+            "root:root",
+            &ds,
+            &format!("{ds}/etc"),
+            &format!("{ds}/spool"),
+        ]);
+        sh(&["chown", "postfix:postfix", &format!("{ds}/data")]);
+        sh(&["chmod", "700", &format!("{ds}/data")]);
+        sh(&["chmod", "755", &ds, &top.display().to_string()]);
+        std::fs::copy("/usr/share/postfix/main.cf.debian", d.join("etc/main.cf"))
+            .expect("Postfix is not installed (apt-get install postfix)");
+        std::fs::copy("/etc/postfix/master.cf", d.join("etc/master.cf"))
+            .expect("/etc/postfix/master.cf");
+        std::fs::write(
+            d.join("etc/aliases"),
+            "devnull: /dev/null\npostmaster: devnull\nroot: devnull\nuser: devnull\n",
+        )
+        .unwrap();
+        let log = d.join("maillog");
+        let etc = format!("{ds}/etc");
+        let settings = [
+            format!("queue_directory = {ds}/spool"),
+            format!("data_directory = {ds}/data"),
+            format!("maillog_file_prefixes = /var, /dev/stdout, {}", top.display()),
+            format!("maillog_file = {}", log.display()),
+            format!("syslog_name = postfix-{name}"),
+            format!("myhostname = {name}.test"),
+            "mydestination = $myhostname, localhost".into(),
+            format!("inet_interfaces = {addr}"),
+            "inet_protocols = ipv4".into(),
+            "mynetworks = 127.0.0.0/8".into(),
+            format!("alias_maps = hash:{etc}/aliases"),
+            format!("alias_database = hash:{etc}/aliases"),
+            "smtpd_peername_lookup = no".into(),
+            format!("smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, check_policy_service inet:127.0.0.1:{POLICY_PORT}"),
+            "smtpd_policy_service_default_action = DUNNO".into(),
+        ];
+        let mut args = vec!["ip", "netns", "exec", ns, "postconf", "-c", &etc, "-e"];
+        let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+        args.extend(refs);
+        sh(&args);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "postalias",
+            "-c",
+            &etc,
+            &format!("hash:{etc}/aliases"),
+        ]);
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "env",
+                &format!("MAIL_CONFIG={etc}"),
+                "/usr/lib/postfix/configure-instance.sh",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "configure-instance.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "postfix", "-c", &etc, "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "Postfix did not start in {ns}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            ns: ns.into(),
+            dir: d,
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let etc = format!("{}/etc", self.dir.display());
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "postfix", "-c", &etc, "stop"])
+            .output();
+    }
+}
+
+/// An MX host: Postfix plus mxrep-agent.
+pub struct MxHost {
+    pub name: String,
+    pub ns: String,
+    pub addr: String,
+    pub postfix: Option<Postfix>,
+    pub log: PathBuf,
+    pub state_dir: PathBuf,
+    pub cluster: String,
+    pub agent: Option<Daemon>,
+}
+
+impl MxHost {
+    pub fn start_agent(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state_dir.with_extension("log"))
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(bin("mxrep-agent"))
+            .args([
+                "--cluster",
+                &self.cluster,
+                "--node-name",
+                &self.name,
+                "--nft-table",
+                "mxrep",
+            ])
+            .arg("--postfix-log")
+            .arg(&self.log)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--policy-listen", &format!("127.0.0.1:{POLICY_PORT}")])
+            .env("MXREP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start mxrep-agent");
+        self.agent = Some(Daemon(child));
+    }
+
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// Every element of the agent's four ban sets, as CIDR text.
+    pub fn kernel_bans(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for set in ["ban4", "ban6", "ban4net", "ban6net"] {
+            let o = Command::new("ip")
+                .args([
+                    "netns", "exec", &self.ns, "nft", "-j", "list", "set", "inet", "mxrep", set,
+                ])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            for item in v["nftables"].as_array().cloned().unwrap_or_default() {
+                for e in item["set"]["elem"].as_array().cloned().unwrap_or_default() {
+                    let val = e.get("elem").map(|x| x["val"].clone()).unwrap_or(e.clone());
+                    if let Some(s) = val.as_str() {
+                        out.push(if s.contains(':') {
+                            format!("{s}/128")
+                        } else {
+                            format!("{s}/32")
+                        });
+                    } else if let Some(p) = val.get("prefix") {
+                        out.push(format!("{}/{}", p["addr"].as_str().unwrap_or(""), p["len"]));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The whole bed.
+pub struct Testbed {
+    pub mx: Vec<MxHost>,
+    pub nodes: Vec<NodeProc>,
+    pub spam: String,
+    pub legit: String,
+    pub dir: tempfile::TempDir,
+    pub lab: Lab,
+}
+
+impl Testbed {
+    /// Starts everything; `postfix: false` runs the agents on log files the test writes itself.
+    pub fn start(postfix: bool) -> Self {
+        let mut lab = Lab::new("t");
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = Vec::new();
+        let peers = (1..=3)
+            .map(|i| format!("{i}=192.0.2.1{i}:{PEER_PORT}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for i in 1..=3u64 {
+            let ns = lab.host(&format!("n{i}"), &[&format!("192.0.2.1{i}/24")]);
+            let mut n = NodeProc::with_addrs(
+                dir.path(),
+                i,
+                format!("192.0.2.1{i}:{API_PORT}"),
+                format!("192.0.2.1{i}:{PEER_PORT}"),
+                Some(peers.clone()),
+                &Tuning::default(),
+            );
+            n.netns = Some(ns);
+            n.start();
+            nodes.push(n);
+        }
+        let spam = lab.host("sp", &["192.0.2.31/24"]);
+        for i in 1..=254 {
+            sh(&[
+                "ip",
+                "-n",
+                &spam,
+                "addr",
+                "add",
+                &format!("203.0.113.{i}/32"),
+                "dev",
+                "eth0",
+            ]);
+        }
+        let legit = lab.host("lg", &["192.0.2.41/24", "198.51.100.25/32"]);
+        let mut mx = Vec::new();
+        for i in 1..=3usize {
+            let name = format!("mx{i}");
+            let addr = format!("192.0.2.2{i}");
+            let ns = lab.host(&name, &[&format!("{addr}/24")]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "203.0.113.0/24",
+                "dev",
+                "eth0",
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "198.51.100.0/24",
+                "dev",
+                "eth0",
+            ]);
+            // Each MX host's agent starts on a different node and fails over to the others.
+            let cluster = (0..3)
+                .map(|k| format!("192.0.2.1{}:{API_PORT}", (i - 1 + k) % 3 + 1))
+                .collect::<Vec<_>>()
+                .join(",");
+            let postfix =
+                postfix.then(|| Postfix::start(&ns, &dir.path().join("postfix"), &name, &addr));
+            let log = match &postfix {
+                Some(p) => p.log.clone(),
+                None => {
+                    let l = dir.path().join(format!("{name}.maillog"));
+                    std::fs::write(&l, "").unwrap();
+                    l
+                }
+            };
+            mx.push(MxHost {
+                name,
+                ns,
+                addr,
+                postfix,
+                log,
+                state_dir: dir.path().join(format!("agent-mx{i}")),
+                cluster,
+                agent: None,
+            });
+        }
+        let bed = Self {
+            mx,
+            nodes,
+            spam,
+            legit,
+            dir,
+            lab,
+        };
+        bed.wait_for_leader();
+        let mut bed = bed;
+        for m in &mut bed.mx {
+            m.start_agent();
+        }
+        for m in &bed.mx {
+            wait_until(LIMIT, &format!("the agent on {} to run", m.name), || {
+                m.agent_log().contains("mxrep-agent running").then_some(())
+            });
+        }
+        bed
+    }
+
+    /// Waits until every running node names the same leader; returns its id.
+    pub fn wait_for_leader(&self) -> u64 {
+        wait_until(LIMIT, "a leader named by every running node", || {
+            let mut leader = None;
+            for n in self.nodes.iter().filter(|n| n.is_running()) {
+                let l = n.status()?["leader_id"].as_u64()?;
+                if leader.is_some_and(|x| x != l) {
+                    return None;
+                }
+                leader = Some(l);
+            }
+            leader
+        })
+    }
+
+    /// `mxrepctl … --json` run inside the first running node's namespace.
+    pub fn ctl_json(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let n = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a running node");
+        ctl_json_in(n.netns.as_deref(), &n.api, args)
+    }
+
+    /// Waits until every MX host's kernel sets hold `prefix`.
+    pub fn wait_enforced_everywhere(&self, prefix: &str) {
+        wait_until(
+            LIMIT,
+            &format!("{prefix} in the kernel sets of every MX host"),
+            || {
+                self.mx
+                    .iter()
+                    .all(|m| m.kernel_bans().iter().any(|b| b == prefix))
+                    .then_some(())
+            },
+        );
+    }
+
+    /// One SMTP session with swaks from `src` (on the spammer host) to MX `i`; true if delivered.
+    pub fn swaks(&self, ns: &str, src: &str, i: usize, to: &str) -> bool {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "swaks",
+                "--server",
+                &self.mx[i].addr,
+                "--local-interface",
+                src,
+            ])
+            .args([
+                "--to",
+                &format!("{to}@{}.test", self.mx[i].name),
+                "--from",
+                "sender@example.test",
+            ])
+            .args(["--timeout", "5", "--silent", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}

@@ -1,0 +1,230 @@
+//! The whole system across hosts on real kernels: three cluster nodes, three MX hosts running
+//! real Postfix with mxrep-agent, a spammer host and a legitimate sender, all network namespaces.
+//! SMTP sessions are real (`swaks`, or bare TCP connections for clients that never speak).
+
+use mxrep_tests::netns::*;
+use mxrep_tests::testbed::*;
+use mxrep_tests::*;
+use std::time::{Duration, Instant};
+
+fn bed(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Testbed)> {
+    if !e2e_available(test) {
+        return None;
+    }
+    for tool in ["swaks", "postfix"] {
+        let ok = std::process::Command::new("which")
+            .arg(tool)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(ok, "{test}: {tool} is not installed (apt-get install {tool}); this test needs the real one");
+    }
+    let g = serial();
+    Some((g, Testbed::start(true)))
+}
+
+/// A TCP connection that never speaks SMTP: Postfix logs connect, lost connection, disconnect.
+fn silent_connect(bed: &Testbed, src: &str, mx: usize) -> bool {
+    connects(&bed.spam, src, &bed.mx[mx].addr)
+}
+
+#[test]
+fn rotating_spammer_is_stopped_on_every_mx_host() {
+    let Some((_g, bed)) = bed("rotating_spammer_is_stopped_on_every_mx_host") else {
+        return;
+    };
+    // One new address per connection, round robin over the MX hosts: no host sees more than
+    // four connections, each with one rejected recipient.
+    for i in 0..10usize {
+        let src = format!("203.0.113.{}", 10 + i);
+        assert!(
+            !bed.swaks(&bed.spam, &src, i % 3, "nosuchuser"),
+            "the unknown user must be refused"
+        );
+    }
+    bed.wait_enforced_everywhere("203.0.113.0/24");
+    for (i, m) in bed.mx.iter().enumerate() {
+        assert!(
+            !silent_connect(&bed, "203.0.113.200", i),
+            "a never-seen address of the prefix reached {}",
+            m.name
+        );
+        assert!(
+            connects(&bed.legit, "192.0.2.41", &m.addr),
+            "{} must still serve others",
+            m.name
+        );
+        let log = m.postfix.as_ref().unwrap().log_text();
+        assert!(
+            log.contains("User unknown"),
+            "Postfix on {} saw the spam",
+            m.name
+        );
+    }
+    let ban = bed.ctl_json(&["ip", "show", "203.0.113.99"]).unwrap();
+    let ev = &ban["covering_bans"][0]["evidence"][0];
+    assert_eq!(ev["rule"], "changing-addresses");
+    assert_eq!(
+        ev["mx_hosts"].as_array().unwrap().len(),
+        3,
+        "all three MX hosts contributed: {ban}"
+    );
+}
+
+#[test]
+fn burst_then_agent_restart_then_cluster_gone() {
+    let Some((_g, mut bed)) = bed("burst_then_agent_restart_then_cluster_gone") else {
+        return;
+    };
+    let spammer = "203.0.113.77";
+    // The classic rule, cluster-wide: four connections within 60 s, over three MX hosts.
+    for i in 0..4 {
+        assert!(silent_connect(&bed, spammer, i % 3));
+    }
+    bed.wait_enforced_everywhere("203.0.113.77/32");
+    for i in 0..3 {
+        assert!(!silent_connect(&bed, spammer, i));
+    }
+
+    // Agent restart during the ban: the element never leaves the kernel set.
+    bed.mx[0].agent = None;
+    assert!(bed.mx[0]
+        .kernel_bans()
+        .contains(&"203.0.113.77/32".to_string()));
+    bed.mx[0].start_agent();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert!(
+            bed.mx[0]
+                .kernel_bans()
+                .contains(&"203.0.113.77/32".to_string()),
+            "gap during the agent restart"
+        );
+    }
+
+    // The cluster gone: bans stay enforced, legitimate mail still flows, nothing blocks.
+    for n in &mut bed.nodes {
+        n.kill();
+    }
+    for i in 0..3 {
+        assert!(
+            !silent_connect(&bed, spammer, i),
+            "the ban must outlive the cluster"
+        );
+        let t = Instant::now();
+        assert!(
+            bed.swaks(&bed.legit, "198.51.100.25", i, "user"),
+            "legitimate mail refused on mx{}",
+            i + 1
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "delivery slowed down without the cluster: {:?}",
+            t.elapsed()
+        );
+    }
+    for m in &bed.mx {
+        let log = m.postfix.as_ref().unwrap().log_text();
+        assert!(
+            log.contains("status=sent"),
+            "no mail delivered on {}",
+            m.name
+        );
+    }
+}
+
+#[test]
+fn leader_killed_mid_attack_and_a_node_cut_off() {
+    let Some((_g, mut bed)) = bed("leader_killed_mid_attack_and_a_node_cut_off") else {
+        return;
+    };
+    let before = bed
+        .ctl_json(&[
+            "ban",
+            "192.0.2.200",
+            "--for",
+            "1h",
+            "--reason",
+            "before the kill",
+        ])
+        .unwrap();
+    assert_eq!(before["ban"]["prefix"], "192.0.2.200/32");
+    bed.wait_enforced_everywhere("192.0.2.200/32");
+    for i in 0..4usize {
+        bed.swaks(
+            &bed.spam,
+            &format!("203.0.113.{}", 10 + i),
+            i % 3,
+            "nosuchuser",
+        );
+    }
+    let leader = bed.wait_for_leader();
+    let killed_at = Instant::now();
+    bed.nodes[leader as usize - 1].kill();
+    for i in 4..10usize {
+        bed.swaks(
+            &bed.spam,
+            &format!("203.0.113.{}", 10 + i),
+            i % 3,
+            "nosuchuser",
+        );
+    }
+    bed.wait_enforced_everywhere("203.0.113.0/24");
+    eprintln!(
+        "leader kill to prefix ban on every MX host: {:?}",
+        killed_at.elapsed()
+    );
+    for m in &bed.mx {
+        assert!(
+            m.kernel_bans().contains(&"192.0.2.200/32".to_string()),
+            "{} lost a committed ban",
+            m.name
+        );
+    }
+    bed.nodes[leader as usize - 1].start();
+    bed.wait_for_leader();
+
+    // Cut one node off: the other two keep deciding; agents attached to it move on.
+    let cut = bed.nodes[0].netns.clone().unwrap();
+    bed.lab.cut(&cut, true);
+    bed.nodes[0].kill(); // unreachable from here anyway; restarted after the link returns
+    let spammer = "203.0.113.150";
+    for i in 0..4 {
+        silent_connect(&bed, spammer, i % 3);
+    }
+    bed.wait_enforced_everywhere("203.0.113.150/32");
+    bed.lab.cut(&cut, false);
+    bed.nodes[0].start();
+    // Every node and every MX host's kernel hold the same ban set.
+    let expected = wait_until(LIMIT, "all three nodes to agree", || {
+        let lists: Vec<Vec<String>> = bed
+            .nodes
+            .iter()
+            .map(|n| {
+                let v = ctl_json_in(n.netns.as_deref(), &n.api, &["bans", "list"]).ok()?;
+                let mut p: Vec<String> = v["bans"]
+                    .as_array()?
+                    .iter()
+                    .map(|b| b["prefix"].as_str().unwrap().to_string())
+                    .collect();
+                p.sort();
+                Some(p)
+            })
+            .collect::<Option<_>>()?;
+        lists
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| lists[0].clone())
+    });
+    assert!(expected.contains(&"203.0.113.150/32".to_string()));
+    wait_until(
+        LIMIT,
+        "every MX host's sets to equal the cluster's ban set",
+        || {
+            bed.mx
+                .iter()
+                .all(|m| m.kernel_bans() == expected)
+                .then_some(())
+        },
+    );
+}
