@@ -3,7 +3,7 @@
 //! legitimate sender host — all network namespaces on a private bridge (see [`crate::netns`]).
 //!
 //! Addresses: nodes 192.0.2.11–13, MX hosts 192.0.2.21–23, the legitimate sender 192.0.2.41, the
-//! spammer 192.0.2.31 plus 203.0.113.0/24 and 2001:db8:1::/64. Everything is removed on drop, and
+//! spammer 192.0.2.31 plus 203.0.113.0/24 and 198.18.0.1–20. Everything is removed on drop, and
 //! names are per process, so a run killed halfway never breaks the next one.
 
 use crate::netns::{sh, Daemon, Lab};
@@ -256,12 +256,27 @@ impl Testbed {
                 "eth0",
             ]);
         }
+        for i in 1..=20 {
+            sh(&[
+                "ip",
+                "-n",
+                &spam,
+                "addr",
+                "add",
+                &format!("198.18.0.{i}/32"),
+                "dev",
+                "eth0",
+            ]);
+        }
         let legit = lab.host("lg", &["192.0.2.41/24", "198.51.100.25/32"]);
         let mut mx = Vec::new();
         for i in 1..=3usize {
             let name = format!("mx{i}");
             let addr = format!("192.0.2.2{i}");
             let ns = lab.host(&name, &[&format!("{addr}/24")]);
+            for net in ["198.18.0.0/15"] {
+                sh(&["ip", "-n", &ns, "route", "add", net, "dev", "eth0"]);
+            }
             sh(&[
                 "ip",
                 "-n",
@@ -393,5 +408,28 @@ impl Testbed {
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for m in &self.mx {
+                let log = m.agent_log();
+                let tail: Vec<&str> = log.lines().rev().take(12).collect();
+                eprintln!("--- last lines of the agent on {} ---", m.name);
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+                if let Some(p) = &m.postfix {
+                    let log = p.log_text();
+                    let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                    eprintln!("--- last lines of Postfix on {} ---", m.name);
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
     }
 }
