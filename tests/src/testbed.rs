@@ -274,29 +274,9 @@ impl Testbed {
             let name = format!("mx{i}");
             let addr = format!("192.0.2.2{i}");
             let ns = lab.host(&name, &[&format!("{addr}/24")]);
-            for net in ["198.18.0.0/15"] {
+            for net in ["203.0.113.0/24", "198.51.100.0/24", "198.18.0.0/15"] {
                 sh(&["ip", "-n", &ns, "route", "add", net, "dev", "eth0"]);
             }
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "route",
-                "add",
-                "203.0.113.0/24",
-                "dev",
-                "eth0",
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "route",
-                "add",
-                "198.51.100.0/24",
-                "dev",
-                "eth0",
-            ]);
             // Each MX host's agent starts on a different node and fails over to the others.
             let cluster = (0..3)
                 .map(|k| format!("192.0.2.1{}:{API_PORT}", (i - 1 + k) % 3 + 1))
