@@ -235,3 +235,56 @@ fn leader_killed_mid_attack_and_a_node_cut_off() {
         },
     );
 }
+
+#[test]
+fn legitimate_sender_at_30_connections_a_minute_is_never_banned() {
+    let Some((_g, bed)) = bed("legitimate_sender_at_30_connections_a_minute_is_never_banned")
+    else {
+        return;
+    };
+    let sender = "198.51.100.25";
+    let start = Instant::now();
+    let sessions = 35;
+    for i in 0..sessions {
+        // A steady 30 connections a minute: one every 2 s, round robin over the MX hosts.
+        let due = start + Duration::from_secs(2) * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        assert!(
+            bed.swaks(&bed.legit, sender, i % 3, "user"),
+            "message {i} refused by mx{}",
+            i % 3 + 1
+        );
+    }
+    let delivered = |m: &MxHost| {
+        m.postfix
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .matches("status=sent")
+            .count()
+    };
+    wait_until(LIMIT, "every message delivered", || {
+        (bed.mx.iter().map(delivered).sum::<usize>() == sessions).then_some(())
+    });
+    // Every message reached the cluster as an accepted message, and none of it led to a ban.
+    let r = wait_until(LIMIT, "the cluster to count every message", || {
+        let r = bed.ctl_json(&["ip", "show", sender]).ok()?;
+        let accepted = r["counters"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == "accepted messages")?["count"]
+            .as_u64()?;
+        (accepted == sessions as u64).then_some(r)
+    });
+    assert_eq!(r["banned"], false, "{r}");
+    for m in &bed.mx {
+        assert!(
+            m.kernel_bans().is_empty(),
+            "{} holds bans: {:?}",
+            m.name,
+            m.kernel_bans()
+        );
+    }
+}
