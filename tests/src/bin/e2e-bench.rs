@@ -1,0 +1,211 @@
+//! End-to-end benchmark on the multi-host test bed (3 nodes, 3 MX hosts with mxrep-agent and
+//! real nftables, all in network namespaces; the agents follow log files this bench writes in
+//! Postfix's own format, so "the decisive log line is written" is a moment we control):
+//!
+//! - ban propagation: from the write of the decisive log line on one MX host to the ban being an
+//!   element of the kernel set on every MX host, p50 / p99 over many bans;
+//! - ingest: events per second the cluster absorbs with all three agents reading logs written at
+//!   full speed, and the propagation p99 under that load;
+//! - failover: from SIGKILL of the leader to the first new ban enforced on every MX host.
+//!
+//! Needs root and nftables. `cargo build --release --workspace --bins && ./target/release/e2e-bench`
+//! Options: `--bans N` (default 60), `--load-lines N` per MX host (default 100000).
+
+use mxrep_tests::netns::e2e_available;
+use mxrep_tests::testbed::Testbed;
+use mxrep_tests::wait_until;
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn stamp() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%b %e %H:%M:%S"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Five rejected recipients from `addr`: the fifth line is the decisive one.
+fn rejects(addr: &str, host: &str) -> String {
+    let t = stamp();
+    (0..5)
+        .map(|i| format!("{t} {host} postfix/smtpd[{}]: NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@{host}.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@{host}.test> proto=ESMTP helo=<spam.test>\n", 1000 + i))
+        .collect()
+}
+
+fn in_kernel(ns: &str, addr: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "nft",
+            "get",
+            "element",
+            "inet",
+            "mxrep",
+            "ban4",
+            &format!("{{ {addr} }}"),
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Writes the decisive lines for `addr` on MX `i`; returns the time until all MX hosts drop it.
+fn one_ban(bed: &Testbed, addr: &str, i: usize) -> Duration {
+    let text = rejects(addr, &bed.mx[i].name);
+    append(&bed.mx[i].log, &text);
+    let written = Instant::now();
+    let handles: Vec<_> = bed
+        .mx
+        .iter()
+        .map(|m| {
+            let ns = m.ns.clone();
+            let addr = addr.to_string();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !in_kernel(&ns, &addr) {
+                    assert!(Instant::now() < deadline, "{addr} never reached {ns}");
+                }
+                Instant::now()
+            })
+        })
+        .collect();
+    let last = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .max()
+        .unwrap();
+    last - written
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    if !e2e_available("e2e-bench") {
+        std::process::exit(1);
+    }
+    let bans = arg("--bans", 60);
+    let load_lines = arg("--load-lines", 100_000);
+    let mut bed = Testbed::start(false);
+
+    // 1. Propagation, idle cluster.
+    let mut idle: Vec<f64> = (0..bans)
+        .map(|k| one_ban(&bed, &format!("198.18.{}.1", k + 1), k % 3).as_secs_f64() * 1000.0)
+        .collect();
+    let (p50, p99) = (pct(&mut idle, 0.5), pct(&mut idle, 0.99));
+    println!(
+        "ban propagation, decisive log line -> element of the set on all 3 MX hosts, {bans} bans:"
+    );
+    println!(
+        "  p50 {p50:.0} ms   p99 {p99:.0} ms   max {:.0} ms",
+        idle.last().unwrap()
+    );
+
+    // 2. Ingest at full speed, with propagation measured meanwhile.
+    let policy = bed.dir.path().join("load-policy.toml");
+    std::fs::write(
+        &policy,
+        "[message_rate]\nenabled = false\n[connection_rate]\nenabled = false\n",
+    )
+    .unwrap();
+    bed.ctl_json(&["policy", "set", policy.to_str().unwrap()])
+        .expect("policy set");
+    let start = Instant::now();
+    let writers: Vec<_> = bed
+        .mx
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let log = m.log.clone();
+            let host = m.name.clone();
+            std::thread::spawn(move || {
+                let t = stamp();
+                let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+                let mut buf = String::new();
+                for n in 0..load_lines {
+                    buf.push_str(&format!(
+                        "{t} {host} postfix/smtpd[7]: {n:X}: client=unknown[198.19.{i}.{}]\n",
+                        n % 100
+                    ));
+                    if buf.len() > 64 * 1024 {
+                        f.write_all(buf.as_bytes()).unwrap();
+                        buf.clear();
+                    }
+                }
+                f.write_all(buf.as_bytes()).unwrap();
+            })
+        })
+        .collect();
+    let mut loaded: Vec<f64> = (0..20)
+        .map(|k| one_ban(&bed, &format!("198.18.{}.2", 100 + k), k % 3).as_secs_f64() * 1000.0)
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let total = (3 * load_lines) as u64;
+    let counted = |bed: &Testbed| -> Option<u64> {
+        let mut sum = 0;
+        for i in 0..3 {
+            for a in 0..100 {
+                let r = bed
+                    .ctl_json(&["ip", "show", &format!("198.19.{i}.{a}")])
+                    .ok()?;
+                sum += r["counters"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["name"] == "accepted messages")?["count"]
+                    .as_u64()?;
+            }
+        }
+        Some(sum)
+    };
+    wait_until(
+        Duration::from_secs(600),
+        "the cluster to count every load event",
+        || (counted(&bed)? >= total).then_some(()),
+    );
+    let took = start.elapsed().as_secs_f64();
+    println!("ingest: {total} events from 3 agents reading logs written at full speed, all counted in {took:.1} s = {:.0} events/s", total as f64 / took);
+    println!(
+        "  propagation meanwhile, 20 bans: p50 {:.0} ms   p99 {:.0} ms",
+        pct(&mut loaded, 0.5),
+        pct(&mut loaded, 0.99)
+    );
+
+    // 3. Failover.
+    let mut fo = Vec::new();
+    for round in 0..3 {
+        let leader = bed.wait_for_leader();
+        bed.nodes[leader as usize - 1].kill();
+        let killed = Instant::now();
+        let d = one_ban(&bed, &format!("198.18.{}.3", 200 + round), round % 3);
+        let total = killed.elapsed().max(d);
+        fo.push(total.as_secs_f64() * 1000.0);
+        println!("  failover round {}: leader node {leader} killed, new ban enforced on all MX hosts after {:.0} ms", round + 1, fo[round]);
+        bed.nodes[leader as usize - 1].start();
+    }
+    println!(
+        "failover, leader SIGKILL -> first new ban on every MX host: median {:.0} ms",
+        pct(&mut fo, 0.5)
+    );
+}
