@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Do everything but write to nftables; log what would have been done.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also drop, on this host alone, the 4th new connection within 60 s from one address
+    /// (before the cluster decides). Off by default.
+    #[arg(long)]
+    pub local_rate: bool,
 }
 
 /// A validated agent configuration.
@@ -44,6 +48,7 @@ pub struct AgentConfig {
     pub nft_table: String,
     pub ports: Vec<u16>,
     pub dry_run: bool,
+    pub local_rate: bool,
 }
 
 impl RunArgs {
@@ -95,6 +100,7 @@ impl RunArgs {
             nft_table: self.nft_table,
             ports: self.ports,
             dry_run: self.dry_run,
+            local_rate: self.local_rate,
         })
     }
 }

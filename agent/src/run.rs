@@ -24,7 +24,9 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let mut enforcer: Box<dyn Enforcer> = if cfg.dry_run {
         Box::new(DryRun::default())
     } else {
-        Box::new(NftEnforcer::new(&cfg.nft_table, &cfg.ports))
+        let mut nft = NftEnforcer::new(&cfg.nft_table, &cfg.ports);
+        nft.local_rate = cfg.local_rate;
+        Box::new(nft)
     };
     enforcer
         .setup()

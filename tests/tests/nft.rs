@@ -221,3 +221,55 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
     ]);
     assert_eq!(other_before, other_after);
 }
+
+#[test]
+fn local_rate_drops_the_fourth_new_connection_within_a_minute() {
+    if !e2e_available("local_rate_drops_the_fourth_new_connection_within_a_minute") {
+        return;
+    }
+    let mut lab = Lab::new("l");
+    let mx = lab.host("mx", &["192.0.2.1/24"]);
+    let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
+    sh(&[
+        "ip",
+        "-n",
+        &mx,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "dev",
+        "eth0",
+    ]);
+    let _listener = listen_25(&mx);
+    wait_for(Duration::from_secs(10), "the port 25 listener", || {
+        connects(&cl, "192.0.2.2", "192.0.2.1")
+    });
+    let mut e = enforcer(&mx);
+    e.local_rate = true;
+    e.setup().unwrap();
+    for i in 1..=3 {
+        assert!(
+            connects(&cl, "203.0.113.5", "192.0.2.1"),
+            "connection {i} must pass"
+        );
+    }
+    assert!(
+        !connects(&cl, "203.0.113.5", "192.0.2.1"),
+        "the 4th within a minute must be dropped"
+    );
+    assert!(
+        connects(&cl, "203.0.113.6", "192.0.2.1"),
+        "other addresses are not affected"
+    );
+    // Off again: the meter is gone, the bans' sets are untouched.
+    e.local_rate = false;
+    e.setup().unwrap();
+    let chains = sh(&[
+        "ip", "netns", "exec", &mx, "nft", "list", "table", "inet", "mxtest",
+    ]);
+    assert!(
+        !chains.contains("localrate") && !chains.contains("rate4"),
+        "{chains}"
+    );
+    assert!(connects(&cl, "203.0.113.5", "192.0.2.1"));
+}

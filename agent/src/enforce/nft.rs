@@ -24,6 +24,9 @@ pub struct NftEnforcer {
     pub ports: Vec<u16>,
     /// Command that runs nft (argv), e.g. `["nft"]` or `["ip", "netns", "exec", "mx1", "nft"]`.
     pub nft: Vec<String>,
+    /// `--local-rate`: a per-address meter dropping the 4th new connection within 60 s, on this
+    /// host alone, before the cluster decides.
+    pub local_rate: bool,
 }
 
 /// The set an entry belongs in.
@@ -51,6 +54,7 @@ impl NftEnforcer {
             table: table.into(),
             ports: ports.to_vec(),
             nft: vec!["nft".into()],
+            local_rate: false,
         }
     }
 
@@ -138,6 +142,33 @@ impl NftEnforcer {
         format!("{{ {} }}", p.join(", "))
     }
 
+    /// The local meter (after conntrack, so only new connections count), or its removal.
+    fn local_rate_script(&self) -> String {
+        let t = &self.table;
+        let ports = self.ports();
+        let mut s = format!(
+            "add chain inet {t} localrate {{ type filter hook prerouting priority -150; policy accept; }}\n\
+             flush chain inet {t} localrate\n\
+             add set inet {t} rate4 {{ type ipv4_addr; flags dynamic, timeout; timeout 60s; }}\n\
+             add set inet {t} rate6 {{ type ipv6_addr; flags dynamic, timeout; timeout 60s; }}\n"
+        );
+        if self.local_rate {
+            // Three new connections a minute pass; the fourth within the minute is dropped, as
+            // `iptables -m recent --hitcount 4 --seconds 60` would.
+            s.push_str(&format!(
+                "add rule inet {t} localrate tcp dport {ports} ip saddr @allow4 accept\n\
+                 add rule inet {t} localrate tcp dport {ports} ip6 saddr @allow6 accept\n\
+                 add rule inet {t} localrate tcp dport {ports} ct state new update @rate4 {{ ip saddr limit rate over 3/minute burst 3 packets }} counter drop\n\
+                 add rule inet {t} localrate tcp dport {ports} ct state new update @rate6 {{ ip6 saddr limit rate over 3/minute burst 3 packets }} counter drop\n"
+            ));
+        } else {
+            s.push_str(&format!(
+                "delete chain inet {t} localrate\ndelete set inet {t} rate4\ndelete set inet {t} rate6\n"
+            ));
+        }
+        s
+    }
+
     fn add_line(&self, p: &IpNet, timeout_secs: u64) -> String {
         format!(
             "add element inet {} {} {{ {} timeout {}s }}\n",
@@ -205,7 +236,7 @@ impl Enforcer for NftEnforcer {
              add rule inet {t} prerouting tcp dport {ports} ip6 saddr @ban6 counter drop\n\
              add rule inet {t} prerouting tcp dport {ports} ip6 saddr @ban6net counter drop\n"
         );
-        self.run_script(&script)
+        self.run_script(&format!("{script}{}", self.local_rate_script()))
     }
 
     fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()> {
