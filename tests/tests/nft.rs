@@ -14,15 +14,7 @@ fn net(s: &str) -> IpNet {
 }
 
 fn enforcer(ns: &str) -> NftEnforcer {
-    let mut e = NftEnforcer::new("mxtest", &[25]);
-    e.nft = vec![
-        "ip".into(),
-        "netns".into(),
-        "exec".into(),
-        ns.into(),
-        "nft".into(),
-    ];
-    e
+    NftEnforcer::new("mxtest", &[25]).in_netns(ns)
 }
 
 #[test]
@@ -110,6 +102,10 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
         },
     ])
     .unwrap();
+    assert!(
+        e.uses_netlink(),
+        "new address bans must take the netlink fast path"
+    );
     let ban4 = e.list_set("ban4").unwrap();
     let left = ban4[&net("203.0.113.5/32")].expect("timeout");
     assert!((590..=600).contains(&left), "{left}");

@@ -6,6 +6,7 @@
 //! sends. [`watch`] follows the cluster's ban-list stream into an enforcer; [`view`] is the
 //! agent's in-memory copy of the list, for the policy service.
 
+pub mod netlink;
 pub mod nft;
 pub mod view;
 pub mod watch;

@@ -12,6 +12,7 @@
 //! priority that drops packets to the protected ports from banned sources unless allowed, with
 //! counters. Nothing else of the host's ruleset is touched.
 
+use super::netlink::NftNetlink;
 use super::{within_agent_limit, BanOp, Enforcer};
 use anyhow::{bail, Context};
 use ipnet::IpNet;
@@ -24,6 +25,10 @@ pub struct NftEnforcer {
     pub ports: Vec<u16>,
     /// Command that runs nft (argv), e.g. `["nft"]` or `["ip", "netns", "exec", "mx1", "nft"]`.
     pub nft: Vec<String>,
+    /// Network namespace (name under /var/run/netns) to work in; None: the agent's own.
+    pub netns: Option<String>,
+    /// Netlink socket for the fast path of new address bans (opened on first use).
+    netlink: Option<NftNetlink>,
     /// `--local-rate`: a per-address meter dropping the 4th new connection within 60 s, on this
     /// host alone, before the cluster decides.
     pub local_rate: bool,
@@ -54,8 +59,69 @@ impl NftEnforcer {
             table: table.into(),
             ports: ports.to_vec(),
             nft: vec!["nft".into()],
+            netns: None,
+            netlink: None,
             local_rate: false,
         }
+    }
+
+    /// True once new address bans go over netlink (the fast path is working).
+    pub fn uses_netlink(&self) -> bool {
+        self.netlink.is_some()
+    }
+
+    /// Works inside network namespace `ns` (tests, benchmarks).
+    pub fn in_netns(mut self, ns: &str) -> Self {
+        self.nft = vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            ns.into(),
+            "nft".into(),
+        ];
+        self.netns = Some(ns.into());
+        self
+    }
+
+    /// New single-address bans over netlink: one transaction per set. Returns the ops it did
+    /// not take (everything, if netlink is unavailable), for `nft -f -`.
+    fn fast_adds(&mut self, ops: Vec<BanOp>) -> Vec<BanOp> {
+        let (fast, rest): (Vec<BanOp>, Vec<BanOp>) = ops.into_iter().partition(|op| {
+            matches!(op, BanOp::Add { prefix, .. } if prefix.prefix_len() == prefix.max_prefix_len())
+        });
+        if fast.is_empty() {
+            return rest;
+        }
+        if self.netlink.is_none() {
+            match NftNetlink::open_in(self.netns.as_deref()) {
+                Ok(n) => self.netlink = Some(n),
+                Err(e) => {
+                    tracing::warn!("netlink unavailable ({e}); using nft for every update");
+                    return fast.into_iter().chain(rest).collect();
+                }
+            }
+        }
+        let nl = self.netlink.as_mut().expect("opened above");
+        for set in ["ban4", "ban6"] {
+            let elems: Vec<(std::net::IpAddr, u64)> = fast
+                .iter()
+                .filter_map(|op| match op {
+                    BanOp::Add {
+                        prefix,
+                        timeout_secs,
+                    } if set_of(prefix) == set => {
+                        Some((prefix.addr(), timeout_secs.max(&1) * 1000))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if let Err(e) = nl.add(&self.table, set, &elems) {
+                tracing::warn!("netlink add to {set} failed ({e}); retrying with nft");
+                self.netlink = None;
+                return fast.into_iter().chain(rest).collect();
+            }
+        }
+        rest
     }
 
     /// Runs `nft -f -` with `script` as one transaction.
@@ -240,17 +306,25 @@ impl Enforcer for NftEnforcer {
     }
 
     fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()> {
-        let mut script = String::new();
-        for op in ops {
-            let p = match op {
-                BanOp::Add { prefix, .. }
+        let allowed: Vec<BanOp> = ops
+            .iter()
+            .filter(|op| {
+                let (BanOp::Add { prefix, .. }
                 | BanOp::Refresh { prefix, .. }
-                | BanOp::Remove { prefix } => prefix,
-            };
-            if !within_agent_limit(p) {
-                tracing::warn!("refusing {p}: broader than this agent's limit (/16, IPv6 /32)");
-                continue;
-            }
+                | BanOp::Remove { prefix }) = op;
+                let ok = within_agent_limit(prefix);
+                if !ok {
+                    tracing::warn!(
+                        "refusing {prefix}: broader than this agent's limit (/16, IPv6 /32)"
+                    );
+                }
+                ok
+            })
+            .cloned()
+            .collect();
+        let ops = self.fast_adds(allowed);
+        let mut script = String::new();
+        for op in &ops {
             script.push_str(&self.op_lines(op));
         }
         if script.is_empty() {

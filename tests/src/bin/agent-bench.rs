@@ -54,14 +54,7 @@ fn ban_list() -> Vec<(IpNet, u64)> {
 
 fn nft_benches(ns: &str) {
     let list = ban_list();
-    let mut e = NftEnforcer::new("mxbench", &[25]);
-    e.nft = vec![
-        "ip".into(),
-        "netns".into(),
-        "exec".into(),
-        ns.into(),
-        "nft".into(),
-    ];
+    let mut e = NftEnforcer::new("mxbench", &[25]).in_netns(ns);
 
     // Baseline: plain nft -f of the same elements into fresh sets.
     let mut script = String::from(
@@ -132,7 +125,7 @@ fn nft_benches(ns: &str) {
         .collect();
     println!("one more ban with 100,000 elements in the sets (median of 5):");
     println!(
-        "  address (ban4, timeout set):        {:8.1} ms",
+        "  address (ban4, timeout set):        {:8.3} ms",
         median(addr)
     );
     println!(
