@@ -1,11 +1,15 @@
-//! nftables enforcement through the `nft` binary, fed its native syntax on stdin (`nft -f -`):
-//! one process and one kernel transaction per batch of changes.
+//! nftables enforcement: the `nft` binary fed its native syntax on stdin (`nft -f -`), one
+//! process and one kernel transaction per batch of changes, plus a netlink fast path for new
+//! address bans.
 //!
-//! Why `nft -f -`: it speaks the kernel's transaction API with the least code of ours, batches
-//! any number of changes atomically, and a single update to a timeout-only set stays in the
-//! milliseconds at 100k elements (process start dominates). Interval sets (`ban4net`, `ban6net`)
-//! are slower to update at that size because nft reads the set back to merge intervals; prefix
-//! bans are few, and BENCHMARKS.md records the cost.
+//! Chosen by measuring (BENCHMARKS.md, `agent-bench`): `nft -f -` batches any number of changes
+//! atomically with the least code of ours and loads 100k elements about as fast as a plain
+//! `nft -f` script; but nft 1.0.6 reads back every interval set of the table before any element
+//! update, so one more ban took tens to hundreds of milliseconds once `ban4net` held prefixes.
+//! New single-address bans — the common case, and the one that must be fast — therefore go
+//! straight to the kernel as one `NEWSETELEM` netlink batch ([`super::netlink`]), which costs
+//! microseconds whatever the sets hold. Prefixes, refreshes and removals stay with `nft -f -`.
+//! (The `nftables` crate drives the same `nft` binary through JSON, so it shares the read-back.)
 //!
 //! Layout (DESIGN.md): table `inet <name>` with sets `ban4`, `ban6` (timeout), `ban4net`,
 //! `ban6net` (interval, timeout), `allow4`, `allow6` (interval), and a `prerouting` chain at raw
