@@ -19,16 +19,13 @@ fn addr(n: u32) -> IpAddr {
 fn entry(start: u32, n: u32, now_ms: i64) -> Request {
     let observations = (start..start + n)
         .map(|i| Observation {
-            addr: addr(i.wrapping_mul(2_654_435_761)),
-            host: (i % 3) as u16,
-            at: (now_ms / 1000) as u32,
             connects: 1,
-            no_mail: 0,
             rejects: 1,
-            greylisted: 0,
-            auth_failures: 0,
-            accepted: 0,
-            protocol_errors: 0,
+            ..Observation::new(
+                addr(i.wrapping_mul(2_654_435_761)),
+                (i % 3) as u16,
+                (now_ms / 1000) as u32,
+            )
         })
         .collect();
     Request {

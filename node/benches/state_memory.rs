@@ -34,16 +34,9 @@ const T0: i64 = 1_800_000_000_000;
 
 fn observation(addr: IpAddr, no_mail: u32) -> Observation {
     Observation {
-        addr,
-        host: 0,
-        at: (T0 / 1000) as u32,
         connects: 1,
         no_mail,
-        rejects: 0,
-        greylisted: 0,
-        auth_failures: 0,
-        accepted: 0,
-        protocol_errors: 0,
+        ..Observation::new(addr, 0, (T0 / 1000) as u32)
     }
 }
 

@@ -84,18 +84,7 @@ impl Pending {
             let o = self
                 .deltas
                 .entry((host, e.addr, e.at))
-                .or_insert_with(|| Observation {
-                    addr: e.addr,
-                    host,
-                    at: e.at,
-                    connects: 0,
-                    no_mail: 0,
-                    rejects: 0,
-                    greylisted: 0,
-                    auth_failures: 0,
-                    accepted: 0,
-                    protocol_errors: 0,
-                });
+                .or_insert_with(|| Observation::new(e.addr, host, e.at));
             let field = match e.delta {
                 Delta::Connect => &mut o.connects,
                 Delta::NoMail => &mut o.no_mail,

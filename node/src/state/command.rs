@@ -26,6 +26,22 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// No counts yet for `addr`, reported by host index `host`, at second `at`.
+    pub fn new(addr: IpAddr, host: u16, at: u32) -> Self {
+        Self {
+            addr,
+            host,
+            at,
+            connects: 0,
+            no_mail: 0,
+            rejects: 0,
+            greylisted: 0,
+            auth_failures: 0,
+            accepted: 0,
+            protocol_errors: 0,
+        }
+    }
+
     /// Does this delta carry a signal that counts against the address's prefix?
     pub fn is_bad(&self) -> bool {
         self.rejects + self.auth_failures + self.protocol_errors + self.no_mail > 0

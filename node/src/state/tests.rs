@@ -188,18 +188,7 @@ proptest! {
 const T0: i64 = 1_800_000_000_000;
 
 fn obs(addr: &str, host: u16, at_ms: i64) -> Observation {
-    Observation {
-        addr: addr.parse().unwrap(),
-        host,
-        at: (at_ms / 1000) as u32,
-        connects: 0,
-        no_mail: 0,
-        rejects: 0,
-        greylisted: 0,
-        auth_failures: 0,
-        accepted: 0,
-        protocol_errors: 0,
-    }
+    Observation::new(addr.parse().unwrap(), host, (at_ms / 1000) as u32)
 }
 
 fn observe(list: Vec<Observation>) -> Command {
