@@ -102,9 +102,10 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
         },
     ])
     .unwrap();
-    assert!(
-        e.uses_netlink(),
-        "new address bans must take the netlink fast path"
+    assert!(e.uses_netlink(), "new bans must take the netlink fast path");
+    assert_eq!(
+        e.netlink_fallbacks, 0,
+        "addresses and prefixes alike went over netlink"
     );
     let ban4 = e.list_set("ban4").unwrap();
     let left = ban4[&net("203.0.113.5/32")].expect("timeout");
@@ -206,6 +207,22 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
     assert!(!connects(&cl, "198.51.100.9", "192.0.2.1"));
     assert!(!connects(&cl, "203.0.113.6", "192.0.2.1"));
     assert!(connects(&cl, "2001:db8:1::9", "2001:db8:ff::1"));
+
+    // A prefix ban expires in the kernel too (start and end of its interval).
+    again
+        .apply(&[BanOp::Add {
+            prefix: net("2001:db8:1::/64"),
+            timeout_secs: 2,
+        }])
+        .unwrap();
+    assert!(!connects(&cl, "2001:db8:1::9", "2001:db8:ff::1"));
+    wait_for(
+        Duration::from_secs(15),
+        "the 2 s prefix ban to expire in the kernel",
+        || again.list_set("ban6net").unwrap().is_empty(),
+    );
+    assert!(connects(&cl, "2001:db8:1::9", "2001:db8:ff::1"));
+    assert_eq!(again.netlink_fallbacks, 0);
 
     let tables = sh(&["ip", "netns", "exec", &mx, "nft", "list", "tables"]);
     assert_eq!(

@@ -3,10 +3,10 @@
 //!
 //! Why: with nft 1.0.6 any element update in a table that also holds an interval set makes `nft`
 //! read that set's elements back first (29.5 ms with 10,000 prefixes, 0.84 s with 100,000), and
-//! DESIGN.md keeps all sets in one table. Netlink has no userspace cache, so adding an address to
-//! `ban4`/`ban6` costs the same whatever the sets hold. Only plain adds to timeout-only sets go
-//! this way; prefixes (interval sets need start/end elements), refreshes and removals stay with
-//! `nft -f -`.
+//! DESIGN.md keeps all sets in one table. Netlink has no userspace cache, so a new ban costs the
+//! same whatever the sets hold. New bans go this way — addresses as one element, prefixes as the
+//! start and end elements of an interval, as the kernel stores them; refreshes and removals stay
+//! with `nft -f -`.
 
 use std::io;
 use std::net::IpAddr;
@@ -28,7 +28,9 @@ const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFTA_DATA_VALUE: u16 = 1;
 
 fn align(n: usize) -> usize {
@@ -73,19 +75,76 @@ fn message(
     buf.resize(align(buf.len()), 0);
 }
 
-/// The batch that adds `elems` (address, timeout in ms) to `table`/`set` in one transaction.
-pub fn add_batch(table: &str, set: &str, elems: &[(IpAddr, u64)], seq: u32) -> Vec<u8> {
-    let mut list = Vec::new();
-    for (addr, timeout_ms) in elems {
-        let key_bytes = match addr {
+/// One set element on the wire: a key, its timeout, and whether it closes an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elem {
+    pub key: Vec<u8>,
+    pub timeout_ms: u64,
+    pub interval_end: bool,
+}
+
+impl Elem {
+    /// A single address in a timeout-only set.
+    pub fn address(addr: IpAddr, timeout_ms: u64) -> Self {
+        let key = match addr {
             IpAddr::V4(a) => a.octets().to_vec(),
             IpAddr::V6(a) => a.octets().to_vec(),
         };
+        Self {
+            key,
+            timeout_ms,
+            interval_end: false,
+        }
+    }
+
+    /// A prefix in an interval set, as the kernel keeps it: the first address, and the address
+    /// just past the last one flagged as the interval's end (none for a range that reaches the
+    /// top of the address space).
+    pub fn prefix(net: &ipnet::IpNet, timeout_ms: u64) -> Vec<Self> {
+        let start = Self::address(net.network(), timeout_ms);
+        let end = match net {
+            ipnet::IpNet::V4(n) => u32::from(n.broadcast())
+                .checked_add(1)
+                .map(|e| std::net::Ipv4Addr::from(e).octets().to_vec()),
+            ipnet::IpNet::V6(n) => u128::from(n.broadcast())
+                .checked_add(1)
+                .map(|e| std::net::Ipv6Addr::from(e).octets().to_vec()),
+        };
+        let mut v = vec![start];
+        if let Some(key) = end {
+            v.push(Self {
+                key,
+                timeout_ms,
+                interval_end: true,
+            });
+        }
+        v
+    }
+}
+
+/// The batch that adds `elems` to `table`/`set` in one transaction.
+pub fn add_batch(table: &str, set: &str, elems: &[Elem], seq: u32) -> Vec<u8> {
+    let mut list = Vec::new();
+    for e in elems {
         let mut value = Vec::new();
-        attr(&mut value, NFTA_DATA_VALUE, &key_bytes);
+        attr(&mut value, NFTA_DATA_VALUE, &e.key);
         let mut elem = Vec::new();
         attr(&mut elem, NFTA_SET_ELEM_KEY | NLA_F_NESTED, &value);
-        attr(&mut elem, NFTA_SET_ELEM_TIMEOUT, &timeout_ms.to_be_bytes());
+        if e.interval_end {
+            attr(
+                &mut elem,
+                NFTA_SET_ELEM_FLAGS,
+                &NFT_SET_ELEM_INTERVAL_END.to_be_bytes(),
+            );
+        }
+        if !e.interval_end {
+            // The kernel keeps the timeout on the interval's start; an end carries none.
+            attr(
+                &mut elem,
+                NFTA_SET_ELEM_TIMEOUT,
+                &e.timeout_ms.to_be_bytes(),
+            );
+        }
         attr(&mut list, NFTA_LIST_ELEM | NLA_F_NESTED, &elem);
     }
     let mut attrs = Vec::new();
@@ -188,8 +247,8 @@ impl NftNetlink {
         })
     }
 
-    /// Adds addresses with their timeouts (ms) to `set` of table `inet <table>`, atomically.
-    pub fn add(&mut self, table: &str, set: &str, elems: &[(IpAddr, u64)]) -> io::Result<()> {
+    /// Adds elements to `set` of table `inet <table>`, atomically.
+    pub fn add(&mut self, table: &str, set: &str, elems: &[Elem]) -> io::Result<()> {
         if elems.is_empty() {
             return Ok(());
         }

@@ -16,7 +16,7 @@
 //! priority that drops packets to the protected ports from banned sources unless allowed, with
 //! counters. Nothing else of the host's ruleset is touched.
 
-use super::netlink::NftNetlink;
+use super::netlink::{Elem, NftNetlink};
 use super::{within_agent_limit, BanOp, Enforcer};
 use anyhow::{bail, Context};
 use ipnet::IpNet;
@@ -31,8 +31,10 @@ pub struct NftEnforcer {
     pub nft: Vec<String>,
     /// Network namespace (name under /var/run/netns) to work in; None: the agent's own.
     pub netns: Option<String>,
-    /// Netlink socket for the fast path of new address bans (opened on first use).
+    /// Netlink socket for the fast path of new bans (opened on first use).
     netlink: Option<NftNetlink>,
+    /// Batches netlink refused and `nft -f -` took over (e.g. overlapping intervals).
+    pub netlink_fallbacks: u64,
     /// `--local-rate`: a per-address meter dropping the 4th new connection within 60 s, on this
     /// host alone, before the cluster decides.
     pub local_rate: bool,
@@ -65,11 +67,12 @@ impl NftEnforcer {
             nft: vec!["nft".into()],
             netns: None,
             netlink: None,
+            netlink_fallbacks: 0,
             local_rate: false,
         }
     }
 
-    /// True once new address bans go over netlink (the fast path is working).
+    /// True once new bans go over netlink (the fast path is working).
     pub fn uses_netlink(&self) -> bool {
         self.netlink.is_some()
     }
@@ -87,12 +90,12 @@ impl NftEnforcer {
         self
     }
 
-    /// New single-address bans over netlink: one transaction per set. Returns the ops it did
-    /// not take (everything, if netlink is unavailable), for `nft -f -`.
+    /// New bans over netlink: one transaction per set. Returns the ops it did not take
+    /// (everything, if netlink is unavailable or refuses), for `nft -f -`.
     fn fast_adds(&mut self, ops: Vec<BanOp>) -> Vec<BanOp> {
-        let (fast, rest): (Vec<BanOp>, Vec<BanOp>) = ops.into_iter().partition(|op| {
-            matches!(op, BanOp::Add { prefix, .. } if prefix.prefix_len() == prefix.max_prefix_len())
-        });
+        let (fast, rest): (Vec<BanOp>, Vec<BanOp>) = ops
+            .into_iter()
+            .partition(|op| matches!(op, BanOp::Add { .. }));
         if fast.is_empty() {
             return rest;
         }
@@ -106,26 +109,37 @@ impl NftEnforcer {
             }
         }
         let nl = self.netlink.as_mut().expect("opened above");
-        for set in ["ban4", "ban6"] {
-            let elems: Vec<(std::net::IpAddr, u64)> = fast
+        let mut left = rest;
+        for set in ["ban4", "ban6", "ban4net", "ban6net"] {
+            let mine: Vec<&BanOp> = fast
                 .iter()
-                .filter_map(|op| match op {
+                .filter(|op| matches!(op, BanOp::Add { prefix, .. } if set_of(prefix) == set))
+                .collect();
+            let elems: Vec<Elem> = mine
+                .iter()
+                .flat_map(|op| match op {
                     BanOp::Add {
                         prefix,
                         timeout_secs,
-                    } if set_of(prefix) == set => {
-                        Some((prefix.addr(), timeout_secs.max(&1) * 1000))
+                    } => {
+                        let ms = (*timeout_secs).max(1) * 1000;
+                        if prefix.prefix_len() == prefix.max_prefix_len() {
+                            vec![Elem::address(prefix.addr(), ms)]
+                        } else {
+                            Elem::prefix(prefix, ms)
+                        }
                     }
-                    _ => None,
+                    _ => vec![],
                 })
                 .collect();
             if let Err(e) = nl.add(&self.table, set, &elems) {
-                tracing::warn!("netlink add to {set} failed ({e}); retrying with nft");
-                self.netlink = None;
-                return fast.into_iter().chain(rest).collect();
+                // An overlapping interval, say: nft knows how to merge; let it.
+                tracing::debug!("netlink add to {set} refused ({e}); retrying with nft");
+                self.netlink_fallbacks += 1;
+                left.extend(mine.into_iter().cloned());
             }
         }
-        rest
+        left
     }
 
     /// Runs `nft -f -` with `script` as one transaction.
