@@ -1,15 +1,16 @@
 //! nftables enforcement: the `nft` binary fed its native syntax on stdin (`nft -f -`), one
 //! process and one kernel transaction per batch of changes, plus a netlink fast path for new
-//! address bans.
+//! bans.
 //!
 //! Chosen by measuring (BENCHMARKS.md, `agent-bench`): `nft -f -` batches any number of changes
-//! atomically with the least code of ours and loads 100k elements about as fast as a plain
-//! `nft -f` script; but nft 1.0.6 reads back every interval set of the table before any element
-//! update, so one more ban took tens to hundreds of milliseconds once `ban4net` held prefixes.
-//! New single-address bans — the common case, and the one that must be fast — therefore go
-//! straight to the kernel as one `NEWSETELEM` netlink batch ([`super::netlink`]), which costs
-//! microseconds whatever the sets hold. Prefixes, refreshes and removals stay with `nft -f -`.
-//! (The `nftables` crate drives the same `nft` binary through JSON, so it shares the read-back.)
+//! atomically with the least code of ours and loads 100k elements as fast as a plain `nft -f`
+//! script; but nft 1.0.6 reads back every interval set of the table before any element update,
+//! so one more ban took tens to hundreds of milliseconds once `ban4net` held prefixes. New bans —
+//! the updates that must be fast — therefore go straight to the kernel as one `NEWSETELEM`
+//! netlink batch per set ([`super::netlink`]): microseconds for an address, well under a
+//! millisecond for a prefix, whatever the sets hold. Refreshes, removals, reconciles and the
+//! table itself stay with `nft -f -`. (The `nftables` crate drives the same `nft` binary through
+//! JSON, so it would share the read-back.)
 //!
 //! Layout (DESIGN.md): table `inet <name>` with sets `ban4`, `ban6` (timeout), `ban4net`,
 //! `ban6net` (interval, timeout), `allow4`, `allow6` (interval), and a `prerouting` chain at raw
