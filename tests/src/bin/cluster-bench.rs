@@ -19,16 +19,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} wants a number, got {v}"))
-        })
-        .unwrap_or(default)
+/// Options of the benchmark.
+#[derive(clap::Parser)]
+struct Opts {
+    /// Seconds per throughput run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 32)]
+    clients: u64,
+    /// Failover rounds.
+    #[arg(long, default_value_t = 5)]
+    rounds: u64,
 }
 
 async fn client(api: &str) -> AdminClient<Channel> {
@@ -87,9 +89,11 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let secs = arg("--seconds", 5);
-    let clients = arg("--clients", 32);
-    let rounds = arg("--rounds", 5);
+    let Opts {
+        seconds: secs,
+        clients,
+        rounds,
+    } = clap::Parser::parse();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let tuning = Tuning::default();
     let mut cluster = TestCluster::start(3, tuning);

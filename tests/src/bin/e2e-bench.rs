@@ -18,13 +18,15 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// Options of the benchmark.
+#[derive(clap::Parser)]
+struct Opts {
+    /// Bans measured on the idle cluster.
+    #[arg(long, default_value_t = 60)]
+    bans: usize,
+    /// Log lines written per MX host in the ingest run.
+    #[arg(long, default_value_t = 100_000)]
+    load_lines: usize,
 }
 
 fn stamp() -> String {
@@ -104,8 +106,7 @@ fn main() {
     if !e2e_available("e2e-bench") {
         std::process::exit(1);
     }
-    let bans = arg("--bans", 60);
-    let load_lines = arg("--load-lines", 100_000);
+    let Opts { bans, load_lines } = clap::Parser::parse();
     let mut bed = Testbed::start(false);
 
     // 1. Propagation, idle cluster.

@@ -18,13 +18,21 @@ use std::time::{Duration, Instant};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// Options of the benchmark.
+#[derive(clap::Parser)]
+struct Opts {
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent streams.
+    #[arg(long, default_value_t = 6)]
+    streams: u64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 500)]
+    batch: u64,
+    /// Unacknowledged batches per stream.
+    #[arg(long, default_value_t = 8)]
+    window: u64,
 }
 
 /// The baseline: validates each batch like a node does, acknowledges it, keeps nothing.
@@ -142,10 +150,12 @@ async fn run_load(apis: Vec<String>, streams: u64, secs: u64, batch: u64, window
 }
 
 fn main() {
-    let secs = arg("--seconds", 5);
-    let streams = arg("--streams", 6);
-    let batch = arg("--batch", 500);
-    let window = arg("--window", 8);
+    let Opts {
+        seconds: secs,
+        streams,
+        batch,
+        window,
+    } = clap::Parser::parse();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
 
     let listener = rt
