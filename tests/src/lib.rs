@@ -39,12 +39,24 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, below Linux's ephemeral range (32768–60999),
+/// so no outgoing connection can take it between this probe and the node's bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 600) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (p - 20_000) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some`, or fails the test after `limit`.
