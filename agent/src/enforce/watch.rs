@@ -15,7 +15,6 @@ use pb::ban_update::Update;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::Endpoint;
 
 pub type SharedEnforcer = Arc<Mutex<Box<dyn Enforcer>>>;
 
@@ -101,14 +100,7 @@ async fn session(
     state: &StateDir,
     version: &mut u64,
 ) -> anyhow::Result<()> {
-    let ch = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .keep_alive_while_idle(true)
-        .connect()
-        .await?;
+    let ch = crate::node_channel::connect(addr).await?;
     let mut stream = pb::agent_client::AgentClient::new(ch)
         .max_decoding_message_size(256 << 20)
         .watch_bans(pb::WatchBansRequest {

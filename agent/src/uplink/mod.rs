@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tonic::transport::Endpoint;
 
 /// Tuning of the uplink.
 #[derive(Debug, Clone)]
@@ -145,15 +144,7 @@ async fn run(cfg: UplinkConfig, shared: Arc<Shared>) {
 
 /// One stream to one node, until it fails.
 async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result<(), String> {
-    let ch = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        // A node cut off the network never closes the stream: keepalives notice it.
-        .http2_keep_alive_interval(Duration::from_secs(1))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .keep_alive_while_idle(true)
-        .connect()
+    let ch = crate::node_channel::connect(addr)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let mut client = AgentClient::new(ch);
