@@ -1,4 +1,4 @@
-//! The agent's command line (fixed by DESIGN.md) and its validated form.
+//! The agent's command line (stable, see docs/ARCHITECTURE.md) and its validated form.
 
 use anyhow::{bail, Context};
 use clap::Args;

@@ -8,7 +8,6 @@
 pub mod check_log;
 pub mod config;
 pub mod enforce;
-pub mod node_channel;
 pub mod run;
 pub mod sources;
 pub mod state_dir;

@@ -1,5 +1,6 @@
 //! `mxrep-agent`: runs on every MX host. See `mxrep-agent --help`; `mxrep-agent check-log FILE`
 //! prints what it reads from a Postfix log.
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use mxrep_agent::check_log;
@@ -28,24 +29,11 @@ enum Cmd {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
-    eprintln!("error: {msg}");
-    std::process::exit(1);
+    mxrep_common::cli::exit_on_error(anyhow::anyhow!("{msg}"))
 }
 
 fn main() {
-    let cli = Cli::try_parse().unwrap_or_else(|e| {
-        use clap::error::ErrorKind;
-        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-            e.exit()
-        }
-        let text = e.to_string();
-        let line = text
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("invalid arguments");
-        eprintln!("error: {}", line.trim_start_matches("error: "));
-        std::process::exit(2);
-    });
+    let cli = Cli::try_parse().unwrap_or_else(|e| mxrep_common::cli::exit_on_clap_error(e));
     match cli.command {
         Some(Cmd::CheckLog { file, json }) => {
             let f = std::fs::File::open(&file)
@@ -61,14 +49,7 @@ fn main() {
             }
         }
         None => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("MXREP_LOG")
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+            mxrep_common::logging::init("info");
             let cfg = cli.run.resolve().unwrap_or_else(|e| fail(format!("{e:#}")));
             let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(e));
             if let Err(e) = rt.block_on(mxrep_agent::run::run(cfg)) {

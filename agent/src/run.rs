@@ -2,6 +2,7 @@
 //! blocks reading the log or answering Postfix: the uplink's queue never blocks a push, and the
 //! enforcer works on its own task.
 
+use mxrep_common::lock::MutexExt as _;
 use crate::config::AgentConfig;
 use crate::enforce::nft::NftEnforcer;
 use crate::enforce::view::BanView;
@@ -86,7 +87,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                     }
                 }
                 if f.position() != before {
-                    let mut p = positions.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut p = positions.locked();
                     p.insert(f.path().to_path_buf(), f.position());
                     if let Err(e) = state.save_positions(&p) {
                         tracing::warn!("cannot save log positions: {e}");
@@ -114,22 +115,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         }
     });
     tracing::info!(node = %cfg.node_name, cluster = ?cfg.cluster, "mxrep-agent running");
-    shutdown_signal().await;
+    mxrep_common::shutdown::signal().await;
     tracing::info!("stopping; the nftables sets stay and expire by themselves");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

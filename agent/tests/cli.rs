@@ -6,7 +6,7 @@ use std::process::Command;
 const AGENT: &str = env!("CARGO_BIN_EXE_mxrep-agent");
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/samples/postfix-3.7-maillog.log"
+    "/../tests/fixtures/postfix-3.7-maillog.log"
 );
 
 #[test]

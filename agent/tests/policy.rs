@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 fn real_requests() -> Vec<String> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/samples/postfix-3.7-policy-requests.jsonl"
+        "/../tests/fixtures/postfix-3.7-policy-requests.jsonl"
     );
     let text = std::fs::read_to_string(path).expect("sample policy requests");
     text.lines()

@@ -10,7 +10,6 @@
 //! - [`ctl`]: `mxrepctl`, one file per command.
 
 pub mod api;
-pub mod cli_error;
 pub mod config;
 pub mod ctl;
 pub mod data_dir;

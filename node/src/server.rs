@@ -1,5 +1,10 @@
 //! `mxrep-node` as a process: lock the data dir, open sled, start Raft, serve the peer and API
 //! ports, form or rejoin the cluster, tick while leader, and shut down cleanly on SIGTERM/SIGINT.
+//!
+//! As in mini-redis, [`run`] takes its listeners and a shutdown future, so a test can run a node
+//! in-process; [`run_until_signal`] binds the configured addresses and stops on a signal.
+//! Shutdown never waits on a client: streams to agents end when it fires, and whatever still
+//! holds a connection after [`DRAIN`] is cut.
 
 use crate::api;
 use crate::config::NodeConfig;
@@ -15,19 +20,34 @@ use crate::state::Command;
 use anyhow::Context;
 use mxrep_proto::v1::peer_server::PeerServer;
 use openraft::ServerState;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-/// Runs a node until it is told to stop.
-pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
-    let lock = DataDirLock::acquire(&cfg.data_dir)?;
+/// How long a stopping node waits for open connections to finish before cutting them.
+pub const DRAIN: Duration = Duration::from_secs(3);
+
+/// Binds the configured addresses and runs the node until SIGTERM or SIGINT.
+pub async fn run_until_signal(cfg: NodeConfig) -> anyhow::Result<()> {
     let api_listener = TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("cannot listen for the API on {}", cfg.api_listen))?;
     let peer_listener = TcpListener::bind(cfg.peer_listen)
         .await
         .with_context(|| format!("cannot listen for peers on {}", cfg.peer_listen))?;
+    run(cfg, api_listener, peer_listener, mxrep_common::shutdown::signal()).await
+}
+
+/// Runs a node on the given listeners until `shutdown` resolves.
+pub async fn run(
+    cfg: NodeConfig,
+    api_listener: TcpListener,
+    peer_listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let lock = DataDirLock::acquire(&cfg.data_dir)?;
 
     let db = sled::Config::new()
         .path(cfg.data_dir.join("raft.sled"))
@@ -58,10 +78,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         "mxrep-node starting"
     );
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let (stop, stopping) = mxrep_common::shutdown::channel();
 
     let peer_service = PeerService {
         cluster: cluster.clone(),
@@ -79,7 +96,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             )
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(peer_listener),
-                stopped(stop_rx.clone()),
+                stopping.clone().wait(),
             ),
     );
     let aggregator = Aggregator::start(cluster.clone(), AggregatorConfig::default());
@@ -87,7 +104,7 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         api_listener,
         cluster.clone(),
         aggregator,
-        stopped(stop_rx.clone()),
+        stopping.clone(),
     ));
 
     tokio::spawn(initialize_when_ready(
@@ -99,14 +116,23 @@ pub async fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     ));
     tokio::spawn(tick_while_leader(cluster.clone(), cfg.raft.tick()));
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("stopping");
-    let _ = stop_tx.send(true);
+    stop.fire();
     let _ = raft.shutdown().await;
-    let _ = peer_server.await;
-    let _ = api_server.await;
+    let (peer_abort, api_abort) = (peer_server.abort_handle(), api_server.abort_handle());
+    let drained = async {
+        let _ = peer_server.await;
+        let _ = api_server.await;
+    };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        tracing::warn!("connections still open after {DRAIN:?}: cut");
+        peer_abort.abort();
+        api_abort.abort();
+    }
     db.flush_async().await.ok();
     drop(lock);
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -121,21 +147,6 @@ async fn tick_while_leader(cluster: Cluster, every: std::time::Duration) {
             if let Err(e) = cluster.execute_local(ClusterOp::Write(Command::Tick)).await {
                 tracing::debug!("tick not proposed: {e}");
             }
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -17,7 +17,7 @@ pub const API_PORT: u16 = 7400;
 pub const PEER_PORT: u16 = 7401;
 pub const POLICY_PORT: u16 = 10040;
 
-/// One real Postfix instance in a namespace, per TESTBED.md.
+/// One real Postfix instance in a namespace (own config, queue and data dirs; log to a file).
 pub struct Postfix {
     pub ns: String,
     pub dir: PathBuf,

@@ -12,7 +12,7 @@
 //! table itself stay with `nft -f -`. (The `nftables` crate drives the same `nft` binary through
 //! JSON, so it would share the read-back.)
 //!
-//! Layout (DESIGN.md): table `inet <name>` with sets `ban4`, `ban6` (timeout), `ban4net`,
+//! Layout (docs/ARCHITECTURE.md): table `inet <name>` with sets `ban4`, `ban6` (timeout), `ban4net`,
 //! `ban6net` (interval, timeout), `allow4`, `allow6` (interval), and a `prerouting` chain at raw
 //! priority that drops packets to the protected ports from banned sources unless allowed, with
 //! counters. Nothing else of the host's ruleset is touched.

@@ -1,6 +1,7 @@
 //! The agent's own view of the ban list: what the cluster has banned and until when, for the
 //! policy service to answer from memory without ever waiting on the cluster.
 
+use mxrep_common::lock::RwLockExt as _;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,7 +22,7 @@ pub struct BanView {
 
 impl BanView {
     pub fn replace(&self, bans: BTreeMap<IpNet, Known>) {
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = bans;
+        *self.inner.write_locked() = bans;
     }
 
     pub fn insert(&self, p: IpNet, k: Known) {
@@ -39,7 +40,7 @@ impl BanView {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.inner.read_locked().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -48,7 +49,7 @@ impl BanView {
 
     /// The narrowest unexpired ban covering `addr`: one lookup per possible prefix length.
     pub fn covering(&self, addr: IpAddr, now_ms: i64) -> Option<(IpNet, Known)> {
-        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.inner.read_locked();
         let max = if addr.is_ipv4() { 32 } else { 128 };
         (0..=max).rev().find_map(|len| {
             let net = IpNet::new(addr, len).ok()?.trunc();

@@ -6,6 +6,7 @@
 //! gone. The version reached is kept in the state dir; after a reconnect, or a restart of the
 //! agent, the stream resumes from it, and while no node answers the sets stay as they are.
 
+use mxrep_common::lock::MutexExt as _;
 use super::view::{BanView, Known};
 use super::{BanOp, Enforcer};
 use crate::state_dir::StateDir;
@@ -18,12 +19,7 @@ use std::time::Duration;
 
 pub type SharedEnforcer = Arc<Mutex<Box<dyn Enforcer>>>;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use mxrep_common::clock::unix_ms as now_ms;
 
 /// Seconds left of a ban, rounded up; None once expired.
 fn remaining(expires_ms: i64, now: i64) -> Option<u64> {
@@ -36,7 +32,7 @@ async fn blocking<T: Send + 'static>(
 ) -> anyhow::Result<T> {
     let e = e.clone();
     tokio::task::spawn_blocking(move || {
-        let mut guard = e.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = e.locked();
         f(guard.as_mut())
     })
     .await?
@@ -74,23 +70,21 @@ pub async fn follow(
             version = 0;
         }
     }
-    let mut node = 0usize;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let addr = &cluster[node % cluster.len()];
-        match session(addr, &enforcer, &view, &state, &mut version).await {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(e) => {
-                tracing::warn!(
-                    "ban list from {addr}: {e:#}; the sets stay as they are, trying the next node"
-                );
-                node += 1;
-                let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
-                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+    let version = &std::sync::Mutex::new(version);
+    mxrep_common::backoff::reconnect_forever(
+        "ban list (the sets stay as they are)",
+        &cluster,
+        |addr| {
+            let (enforcer, view, state, addr) = (&enforcer, &view, &state, addr.to_string());
+            async move {
+                let mut v = *version.locked();
+                let r = session(&addr, enforcer, view, state, &mut v).await;
+                *version.locked() = v;
+                r
             }
-        }
-    }
+        },
+    )
+    .await
 }
 
 async fn session(
@@ -100,7 +94,7 @@ async fn session(
     state: &StateDir,
     version: &mut u64,
 ) -> anyhow::Result<()> {
-    let ch = crate::node_channel::connect(addr).await?;
+    let ch = mxrep_common::endpoint::connect(addr).await?;
     let mut stream = pb::agent_client::AgentClient::new(ch)
         .max_decoding_message_size(256 << 20)
         .watch_bans(pb::WatchBansRequest {

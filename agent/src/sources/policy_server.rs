@@ -30,12 +30,7 @@ pub struct PolicyService {
     pub uplink: Option<Uplink>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use mxrep_common::clock::unix_ms as now_ms;
 
 impl PolicyService {
     /// The `action=` for one request.

@@ -21,10 +21,10 @@ fn ev(line: &str) -> pb::Event {
 fn the_real_capture_parses_without_a_line_not_understood() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/samples/postfix-3.7-maillog.log"
+        "/../tests/fixtures/postfix-3.7-maillog.log"
     );
     let Ok(text) = std::fs::read_to_string(path) else {
-        // The capture lives in the project's shared folder, beside the repository.
+        // The capture is committed under tests/fixtures.
         panic!("sample capture missing at {path}");
     };
     let mut by_kind = std::collections::BTreeMap::new();

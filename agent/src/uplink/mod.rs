@@ -6,6 +6,7 @@
 //! cluster acknowledges it; on any failure the unacknowledged batches go back to the front of
 //! the queue and the uplink moves to the next cluster address, with backoff and jitter.
 
+use mxrep_common::lock::MutexExt as _;
 use mxrep_proto::v1 as pb;
 use pb::agent_client::AgentClient;
 use std::collections::VecDeque;
@@ -59,7 +60,7 @@ struct Shared {
 impl Shared {
     /// Puts events back at the front (after a failure), dropping the oldest beyond capacity.
     fn requeue_front(&self, events: Vec<pb::Event>) {
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.queue.locked();
         for e in events.into_iter().rev() {
             q.push_front(e);
         }
@@ -70,13 +71,13 @@ impl Shared {
     }
 
     fn take(&self, max: usize) -> Vec<pb::Event> {
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.queue.locked();
         let n = q.len().min(max);
         q.drain(..n).collect()
     }
 
     fn len(&self) -> usize {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.queue.locked().len()
     }
 }
 
@@ -102,7 +103,7 @@ impl Uplink {
     /// Queues an event; never blocks. When the queue is full the oldest event is dropped.
     pub fn push(&self, e: pb::Event) {
         {
-            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = self.shared.queue.locked();
             if q.len() >= self.shared.capacity {
                 q.pop_front();
                 self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -124,27 +125,22 @@ impl Uplink {
 }
 
 async fn run(cfg: UplinkConfig, shared: Arc<Shared>) {
-    let mut node = 0usize;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let addr = cfg.cluster[node % cfg.cluster.len()].clone();
-        match session(&cfg, &addr, &shared).await {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(e) => {
-                tracing::warn!("uplink to {addr}: {e}; trying the next node");
+    mxrep_common::backoff::reconnect_forever("event uplink", &cfg.cluster, |addr| {
+        let (cfg, shared, addr) = (&cfg, &shared, addr.to_string());
+        async move {
+            let r = session(cfg, &addr, shared).await;
+            if r.is_err() {
                 shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                node += 1;
-                let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
-                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+            r
         }
-    }
+    })
+    .await
 }
 
 /// One stream to one node, until it fails.
 async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result<(), String> {
-    let ch = crate::node_channel::connect(addr)
+    let ch = mxrep_common::endpoint::connect(addr)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let mut client = AgentClient::new(ch);

@@ -3,6 +3,7 @@
 //! Reads are answered from this node's applied state; writes go through the cluster handle, which
 //! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
 
+use mxrep_common::lock::RwLockExt as _;
 use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
 use crate::state::{parse_address, parse_prefix, BanChangeKind, BanSource, Command, Policy};
@@ -23,7 +24,7 @@ impl AdminService {
     }
 
     fn read<T>(&self, f: impl FnOnce(&crate::raft::state_store::AppliedState) -> T) -> T {
-        let guard = self.cluster.state.read().unwrap_or_else(|p| p.into_inner());
+        let guard = self.cluster.state.read_locked();
         f(&guard)
     }
 
@@ -203,6 +204,16 @@ impl Admin for AdminService {
             allowlisted: r.allowlisted,
             suppressed_until_unix_ms: r.suppressed_until_ms.unwrap_or(0),
             offences: r.offences,
+            distances: r
+                .distances
+                .into_iter()
+                .map(|d| pb::RuleDistance {
+                    rule: d.rule,
+                    key: d.key.to_string(),
+                    text: d.text,
+                    would_ban: d.would_ban,
+                })
+                .collect(),
         }))
     }
 

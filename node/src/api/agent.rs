@@ -6,14 +6,16 @@
 //! node's applied state: a snapshot of the ban set, or — when the agent already holds a version
 //! this node still has the history for — only the changes after it, then every change as applied.
 
+use mxrep_common::lock::RwLockExt as _;
 use super::convert::ban_to_pb;
 use crate::ingest::{validate_batch, Aggregator, Limits, Submission};
 use crate::raft::Cluster;
 use crate::state::{BanChange, BanChangeKind};
+use mxrep_common::clock::unix_ms;
+use mxrep_common::shutdown::Shutdown;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::agent_server::Agent;
 use std::pin::Pin;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
@@ -22,18 +24,25 @@ use tonic::{Request, Response, Status, Streaming};
 /// Batches of one stream that may await their commit at once.
 const IN_FLIGHT_BATCHES: usize = 64;
 
+/// The `Agent` service of one node.
 pub struct AgentService {
+    /// This node's view of the cluster: applied state and the change feed.
     cluster: Cluster,
+    /// Where valid events go to be summed into the next Raft entry.
     aggregator: Aggregator,
+    /// Bounds every batch is checked against.
     limits: Limits,
+    /// Fired when the node stops: every open stream ends, so the server can drain.
+    shutdown: Shutdown,
 }
 
 impl AgentService {
-    pub fn new(cluster: Cluster, aggregator: Aggregator) -> Self {
+    pub fn new(cluster: Cluster, aggregator: Aggregator, shutdown: Shutdown) -> Self {
         Self {
             cluster,
             aggregator,
             limits: Limits::default(),
+            shutdown,
         }
     }
 }
@@ -58,13 +67,6 @@ fn change_update(version: u64, c: &BanChange) -> pb::BanUpdate {
             ban: Some(ban_to_pb(&c.ban)),
         })),
     }
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// A batch waiting for its commit, in stream order.
@@ -93,9 +95,17 @@ impl Agent for AgentService {
 
         // Reader: validates and submits, held back when the aggregator or the acker is full.
         let reader_acks = ack_tx.clone();
+        let stopping = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let batch = match incoming.message().await {
+                let next = tokio::select! {
+                    m = incoming.message() => m,
+                    _ = stopping.clone().wait() => {
+                        let _ = reader_acks.send(Err(Status::unavailable("the node is stopping"))).await;
+                        return;
+                    }
+                };
+                let batch = match next {
                     Ok(Some(b)) => b,
                     Ok(None) => return,
                     Err(s) => {
@@ -103,7 +113,7 @@ impl Agent for AgentService {
                         return;
                     }
                 };
-                let pending = match validate_batch(&batch, wall_ms(), &limits) {
+                let pending = match validate_batch(&batch, unix_ms(), &limits) {
                     Err(reason) => Pending {
                         seq: batch.seq,
                         accepted: 0,
@@ -122,6 +132,8 @@ impl Agent for AgentService {
                             let (done, rx) = oneshot::channel();
                             let sub = Submission {
                                 mx_host: batch.mx_host.trim().to_string(),
+                                session: batch.session,
+                                seq: batch.seq,
                                 events: good,
                                 done,
                             };
@@ -188,7 +200,7 @@ impl Agent for AgentService {
         // Subscribe before reading so no change falls between the read and the live feed.
         let mut live = self.cluster.subscribe_changes();
         let (first, mut sent) = {
-            let a = self.cluster.state.read().unwrap_or_else(|p| p.into_inner());
+            let a = self.cluster.state.read_locked();
             let version = a.state.version;
             let resumed = (from > 0 && from <= version)
                 .then(|| a.history.since(from))
@@ -214,6 +226,7 @@ impl Agent for AgentService {
             }
         };
         let (tx, rx) = mpsc::channel(256);
+        let stopping = self.shutdown.clone();
         tokio::spawn(async move {
             for u in first {
                 if tx.send(Ok(u)).await.is_err() {
@@ -221,7 +234,14 @@ impl Agent for AgentService {
                 }
             }
             loop {
-                match live.recv().await {
+                let next = tokio::select! {
+                    n = live.recv() => n,
+                    _ = stopping.clone().wait() => {
+                        let _ = tx.send(Err(Status::unavailable("the node is stopping"))).await;
+                        return;
+                    }
+                };
+                match next {
                     Ok((index, resp)) if index > sent => {
                         for c in &resp.changes {
                             if tx.send(Ok(change_update(index, c))).await.is_err() {

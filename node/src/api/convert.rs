@@ -1,7 +1,7 @@
 //! Conversions between the state machine's types and the wire contract's messages.
 
 use crate::raft::MxNode;
-use crate::state::{Ban, BanSource};
+use crate::state::{Ban, BanAction, BanSource};
 use mxrep_proto::v1 as pb;
 
 pub fn ban_to_pb(b: &Ban) -> pb::Ban {
@@ -27,6 +27,10 @@ pub fn ban_to_pb(b: &Ban) -> pb::Ban {
                 window_seconds: e.window_secs,
             })
             .collect(),
+        action: match b.action {
+            BanAction::Drop => pb::BanAction::Drop,
+            BanAction::Tempfail => pb::BanAction::Tempfail,
+        } as i32,
     }
 }
 

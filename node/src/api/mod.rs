@@ -8,17 +8,18 @@ pub mod convert;
 
 use crate::ingest::Aggregator;
 use crate::raft::Cluster;
+use mxrep_common::shutdown::Shutdown;
 use mxrep_proto::v1::admin_server::AdminServer;
 use mxrep_proto::v1::agent_server::AgentServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` fires; the streams to agents end with it.
 pub async fn serve(
     listener: TcpListener,
     cluster: Cluster,
     aggregator: Aggregator,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -36,9 +37,11 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(AdminServer::new(admin::AdminService::new(cluster.clone())))
         .add_service(AgentServer::new(agent::AgentService::new(
-            cluster, aggregator,
+            cluster,
+            aggregator,
+            shutdown.clone(),
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
         .await?;
     Ok(())
 }

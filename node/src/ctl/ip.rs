@@ -12,8 +12,10 @@ use tonic::transport::Channel;
 
 #[derive(Debug, Subcommand)]
 pub enum IpCommand {
-    /// Counters, prefix counters and bans covering an address, and why.
+    /// Verdict counters, prefix weighing, how far each rule is from a ban, and the bans covering
+    /// an address, and why.
     Show {
+        /// The IPv4 or IPv6 address to explain, e.g. 203.0.113.7.
         #[arg(value_parser = |s: &str| parse_address(s).map(|a| a.to_string()))]
         address: String,
     },
@@ -24,9 +26,14 @@ fn counter_json(c: &pb::Counter) -> serde_json::Value {
 }
 
 fn counter_line(c: &pb::Counter) -> String {
+    let limit = if c.limit > 0 {
+        format!(" (limit {})", c.limit)
+    } else {
+        String::new()
+    };
     format!(
-        "    {:<38} {:>6} in the last {} s (limit {})",
-        c.name, c.count, c.window_seconds, c.limit
+        "    {:<46} {:>6} in the last {} s{limit}",
+        c.name, c.count, c.window_seconds
     )
 }
 
@@ -54,6 +61,9 @@ pub async fn run(
             "allowlisted": r.allowlisted,
             "suppressed_until_unix_ms": (r.suppressed_until_unix_ms > 0).then_some(r.suppressed_until_unix_ms),
             "offences": r.offences,
+            "distances": r.distances.iter().map(|d| json!({
+                "rule": d.rule, "key": d.key, "text": d.text, "would_ban": d.would_ban,
+            })).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
@@ -99,6 +109,13 @@ pub async fn run(
         );
         for c in &r.prefix_counters {
             println!("{}", counter_line(c));
+        }
+    }
+    if !r.distances.is_empty() {
+        println!("  how far from a ban:");
+        for d in &r.distances {
+            let mark = if d.would_ban { "AT LIMIT" } else { "" };
+            println!("    {:<20} {} {mark}", d.rule, d.text);
         }
     }
     for b in &r.observed {

@@ -32,9 +32,18 @@ pub fn source(b: &pb::Ban) -> &'static str {
     }
 }
 
+/// "drop" or "tempfail" (mail refused temporarily by the policy service, no packet drop).
+pub fn action(b: &pb::Ban) -> &'static str {
+    match pb::BanAction::try_from(b.action) {
+        Ok(pb::BanAction::Tempfail) => "tempfail",
+        _ => "drop",
+    }
+}
+
 pub fn ban_json(b: &pb::Ban) -> Value {
     json!({
         "prefix": b.prefix,
+        "action": action(b),
         "reason": b.reason,
         "source": source(b),
         "created_unix_ms": b.created_unix_ms,
@@ -77,9 +86,10 @@ pub fn evidence_lines(b: &pb::Ban) -> Vec<String> {
 /// One line per ban.
 pub fn ban_line(b: &pb::Ban) -> String {
     format!(
-        "{:<24} {:<9} until {} ({})  {}",
+        "{:<24} {:<9} {:<8} until {} ({})  {}",
         b.prefix,
         source(b),
+        action(b),
         rfc3339(b.expires_unix_ms),
         remaining(b.expires_unix_ms),
         b.reason

@@ -5,17 +5,21 @@
 //! the agents' streams feel backpressure instead of the node buffering without bound. Each
 //! submission is answered once the entry holding its events is committed (or the write failed).
 
-use super::validate::{Delta, ValidEvent};
+use super::validate::ValidEvent;
 use crate::raft::Cluster;
-use crate::state::{Command, Observation};
+use crate::state::{BatchId, Command, Observation};
+use mxrep_proto::v1::Verdict;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// Events from one MX host, and where to say whether they were committed.
+/// Events from one agent batch, and where to say whether they were committed.
 pub struct Submission {
     pub mx_host: String,
+    /// The agent's session and the batch's sequence number: counted once however often sent.
+    pub session: u64,
+    pub seq: u64,
     pub events: Vec<ValidEvent>,
     pub done: oneshot::Sender<Result<u64, String>>,
 }
@@ -65,13 +69,16 @@ impl Aggregator {
 
 /// One flush being gathered.
 #[derive(Default)]
-struct Pending {
+struct Flush {
     hosts: Vec<String>,
-    deltas: BTreeMap<(u16, IpAddr, u32), Observation>,
+    batches: Vec<BatchId>,
+    /// Keyed by (batch, address, second): a batch stays separable, so a copy of it sent again
+    /// after a failover can be skipped whole on apply.
+    deltas: BTreeMap<(u32, IpAddr, u32), Observation>,
     waiters: Vec<oneshot::Sender<Result<u64, String>>>,
 }
 
-impl Pending {
+impl Flush {
     fn add(&mut self, s: Submission) {
         let host = match self.hosts.iter().position(|h| *h == s.mx_host) {
             Some(i) => i,
@@ -80,22 +87,30 @@ impl Pending {
                 self.hosts.len() - 1
             }
         } as u16;
+        let batch = self.batches.len() as u32;
+        self.batches.push(BatchId {
+            host,
+            session: s.session,
+            seq: s.seq,
+        });
         for e in s.events {
+            let Some(v) = e.verdict else { continue };
             let o = self
                 .deltas
-                .entry((host, e.addr, e.at))
-                .or_insert_with(|| Observation::new(e.addr, host, e.at));
-            let field = match e.delta {
-                Delta::Connect => &mut o.connects,
-                Delta::NoMail => &mut o.no_mail,
-                Delta::Reject => &mut o.rejects,
-                Delta::Greylisted => &mut o.greylisted,
-                Delta::AuthFailure => &mut o.auth_failures,
-                Delta::Accepted => &mut o.accepted,
-                Delta::ProtocolError => &mut o.protocol_errors,
-                Delta::Nothing => continue,
+                .entry((batch, e.addr, e.at))
+                .or_insert_with(|| Observation::new(e.addr, batch, e.at));
+            let n = match v.verdict {
+                Verdict::Delivered => &mut o.delivered,
+                Verdict::Neutral => &mut o.neutral,
+                _ => &mut o.bad,
             };
-            *field = field.saturating_add(1);
+            *n = n.saturating_add(1);
+            o.messages = o.messages.saturating_add(v.messages);
+            o.rejects = o.rejects.saturating_add(v.rejects);
+            o.auth_failures = o.auth_failures.saturating_add(v.auth_failures);
+            if o.verified_name.is_none() {
+                o.verified_name = v.verified_name;
+            }
         }
         self.waiters.push(s.done);
     }
@@ -103,7 +118,7 @@ impl Pending {
 
 async fn run(cluster: Cluster, cfg: AggregatorConfig, mut rx: mpsc::Receiver<Submission>) {
     while let Some(first) = rx.recv().await {
-        let mut p = Pending::default();
+        let mut p = Flush::default();
         p.add(first);
         let deadline = tokio::time::Instant::now() + cfg.flush_interval;
         while p.deltas.len() < cfg.max_keys && p.hosts.len() < u16::MAX as usize {
@@ -117,6 +132,7 @@ async fn run(cluster: Cluster, cfg: AggregatorConfig, mut rx: mpsc::Receiver<Sub
         } else {
             let cmd = Command::Observe {
                 hosts: p.hosts,
+                batches: p.batches,
                 observations: p.deltas.into_values().collect(),
             };
             cluster

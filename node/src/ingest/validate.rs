@@ -26,52 +26,51 @@ impl Default for Limits {
     }
 }
 
-/// What one valid event adds to the counters of its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delta {
-    Connect,
-    /// A connection ended without a successful MAIL command.
-    NoMail,
-    /// A disconnect that needs no counting (the session did send mail).
-    Nothing,
-    Reject,
-    Greylisted,
-    AuthFailure,
-    Accepted,
-    ProtocolError,
+/// What a connection verdict adds to the counters of its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictDelta {
+    pub verdict: pb::Verdict,
+    pub messages: u32,
+    /// Permanently rejected recipients, counted only when the connection delivered nothing.
+    pub rejects: u32,
+    pub auth_failures: u32,
+    /// The forward-confirmed client name, when Postfix verified one.
+    pub verified_name: Option<String>,
 }
 
 /// One event that passed the checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidEvent {
     pub addr: IpAddr,
     /// Event time, whole seconds since the epoch.
     pub at: u32,
-    pub delta: Delta,
+    /// The connection verdict; `None` for the informational single events (connect, reject, …),
+    /// which are accepted but not counted: the verdict of their connection is.
+    pub verdict: Option<VerdictDelta>,
 }
 
-fn delta_of(kind: &Kind) -> Delta {
-    match kind {
-        Kind::Connect(_) => Delta::Connect,
-        Kind::Disconnect(d) => {
-            let mailed = d
-                .commands
-                .iter()
-                .any(|c| c.command.eq_ignore_ascii_case("mail") && c.ok > 0);
-            if mailed {
-                Delta::Nothing
-            } else {
-                Delta::NoMail
-            }
+/// The counted part of an event, or why it is refused.
+fn verdict_of(kind: &Kind) -> Result<Option<VerdictDelta>, String> {
+    let Kind::Verdict(v) = kind else {
+        return Ok(None);
+    };
+    let verdict = match pb::Verdict::try_from(v.verdict) {
+        Ok(pb::Verdict::Unspecified) | Err(_) => {
+            return Err(format!("connection verdict {} is not one of delivered, neutral, bad", v.verdict))
         }
-        Kind::Rejected(r) if r.class == pb::RejectClass::Greylisted as i32 => Delta::Greylisted,
-        Kind::Rejected(_) => Delta::Reject,
-        Kind::AuthFailure(_) => Delta::AuthFailure,
-        Kind::Accepted(_) => Delta::Accepted,
-        Kind::ProtocolError(_) => Delta::ProtocolError,
-        // Recorded for greylisting and DNSBL scoring to come; the log counts the connection.
-        Kind::PolicyRequest(_) => Delta::Nothing,
+        Ok(x) => x,
+    };
+    if v.client_name.len() > 253 {
+        return Err("client_name longer than 253 characters".into());
     }
+    let name = v.client_name.trim().to_ascii_lowercase();
+    Ok(Some(VerdictDelta {
+        verdict,
+        messages: v.messages,
+        rejects: if verdict == pb::Verdict::Delivered { 0 } else { v.rejected_recipients },
+        auth_failures: v.auth_failures,
+        verified_name: (!name.is_empty() && name != "unknown").then_some(name),
+    }))
 }
 
 /// Splits a batch into valid events and refusals; `Err` refuses the whole batch.
@@ -125,10 +124,17 @@ pub fn validate_batch(
             )));
             continue;
         }
+        let verdict = match verdict_of(kind) {
+            Ok(v) => v,
+            Err(reason) => {
+                bad.push(refuse(reason));
+                continue;
+            }
+        };
         good.push(ValidEvent {
             addr,
             at: (e.time_unix_ms / 1000).clamp(0, u32::MAX as i64) as u32,
-            delta: delta_of(kind),
+            verdict,
         });
     }
     Ok((good, bad))
@@ -152,6 +158,7 @@ mod tests {
         let connect = Some(Kind::Connect(pb::Connect {}));
         let batch = pb::EventBatch {
             seq: 1,
+            session: 0,
             mx_host: "mx1".into(),
             events: vec![
                 ev("203.0.113.5", now, connect.clone()),
@@ -180,6 +187,7 @@ mod tests {
         };
         let mut b = pb::EventBatch {
             seq: 1,
+            session: 0,
             mx_host: "mx1".into(),
             events: vec![ev("192.0.2.1", 0, None); 3],
         };
@@ -194,17 +202,20 @@ mod tests {
     }
 
     #[test]
-    fn disconnect_without_mail_is_a_bad_signal() {
-        let d = |mail_ok| {
-            Kind::Disconnect(pb::Disconnect {
-                commands: vec![pb::CommandCount {
-                    command: "mail".into(),
-                    ok: mail_ok,
-                    total: 1,
-                }],
+    fn verdicts_count_and_single_events_inform() {
+        let v = |verdict: pb::Verdict, rejected| {
+            Kind::Verdict(pb::ConnectionVerdict {
+                verdict: verdict as i32,
+                rejected_recipients: rejected,
+                client_name: "Mail.Example.org".into(),
+                ..Default::default()
             })
         };
-        assert_eq!(delta_of(&d(0)), Delta::NoMail);
-        assert_eq!(delta_of(&d(1)), Delta::Nothing);
+        let bad = verdict_of(&v(pb::Verdict::Bad, 3)).unwrap().unwrap();
+        assert_eq!((bad.rejects, bad.verified_name.as_deref()), (3, Some("mail.example.org")));
+        let good = verdict_of(&v(pb::Verdict::Delivered, 2)).unwrap().unwrap();
+        assert_eq!(good.rejects, 0, "unknown recipients beside a delivery are forgiven");
+        assert!(verdict_of(&v(pb::Verdict::Unspecified, 0)).is_err());
+        assert_eq!(verdict_of(&Kind::Connect(pb::Connect {})).unwrap(), None);
     }
 }

@@ -5,6 +5,7 @@
 //! time-to-live for it; a peer that cannot be reached is reported as `Unreachable`, so openraft
 //! backs off instead of hammering it.
 
+use mxrep_common::lock::MutexExt as _;
 use super::codec;
 use super::types::{MxNode, NodeId, TypeConfig};
 use mxrep_proto::v1::peer_client::PeerClient;
@@ -35,7 +36,7 @@ pub struct PeerChannels {
 impl PeerChannels {
     /// A client for the peer service at `addr`, reusing the pooled connection.
     pub fn client(&self, addr: &str) -> Result<PeerClient<Channel>, tonic::transport::Error> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.channels.locked();
         let ch = match map.get(addr) {
             Some(ch) => ch.clone(),
             None => {

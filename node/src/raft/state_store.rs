@@ -4,6 +4,7 @@
 //! The state itself lives in memory. On restart it is rebuilt from the last snapshot on disk, and
 //! openraft re-applies the committed log entries after it.
 
+use mxrep_common::lock::RwLockExt as _;
 use super::codec;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::state::{BanChange, ReputationState, Response};
@@ -139,11 +140,11 @@ impl StateStore {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
-        self.applied.read().unwrap_or_else(|p| p.into_inner())
+        self.applied.read_locked()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, AppliedState> {
-        self.applied.write().unwrap_or_else(|p| p.into_inner())
+        self.applied.write_locked()
     }
 
     fn load_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {

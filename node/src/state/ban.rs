@@ -12,6 +12,17 @@ pub enum BanSource {
     Automatic,
 }
 
+/// What the MX hosts do with a listed key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BanAction {
+    /// Drop its packets in nftables.
+    #[default]
+    Drop,
+    /// Refuse its mail temporarily through the policy service (450); no packet drop. The
+    /// connection-rate rule's first answer.
+    Tempfail,
+}
+
 /// What one rule counted when it decided, and which MX hosts contributed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -39,6 +50,16 @@ pub struct Ban {
     pub level: u32,
     #[serde(default)]
     pub evidence: Vec<Evidence>,
+    /// Drop, or only a temporary refusal.
+    #[serde(default)]
+    pub action: BanAction,
+}
+
+impl Ban {
+    /// Does this entry drop packets (as opposed to a temporary refusal)?
+    pub fn drops(&self) -> bool {
+        self.action == BanAction::Drop
+    }
 }
 
 /// How the ban set changed.

@@ -6,45 +6,55 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-/// The deltas of one flush for one address, from one MX host, at one second of event time.
+/// The agent batch some observations came from: counted once, however often it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchId {
+    /// Index into the entry's `hosts`.
+    pub host: u16,
+    /// The agent process's random session (0: the sender asks for no deduplication).
+    pub session: u64,
+    /// The batch's sequence number within the session.
+    pub seq: u64,
+}
+
+/// The connection verdicts of one address from one agent batch, at one second of event time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub addr: IpAddr,
-    /// Index into the entry's `hosts`.
-    pub host: u16,
+    /// Index into the entry's `batches`.
+    pub batch: u32,
     /// Event time, whole seconds since the epoch.
     pub at: u32,
-    pub connects: u32,
-    /// Connections that ended without delivering a message.
-    pub no_mail: u32,
-    /// Rejected recipients, greylisting excluded.
+    /// Connections that delivered at least one message.
+    pub delivered: u32,
+    /// Connections with only temporary refusals, or a recipient check without mail.
+    pub neutral: u32,
+    /// Connections that failed: auth, protocol, relay, rejected recipients only, connect-and-quit.
+    pub bad: u32,
+    /// Messages accepted.
+    pub messages: u32,
+    /// Permanently rejected recipients in connections that delivered nothing.
     pub rejects: u32,
-    pub greylisted: u32,
     pub auth_failures: u32,
-    pub accepted: u32,
-    pub protocol_errors: u32,
+    /// Postfix's forward-confirmed client name, when one was verified.
+    pub verified_name: Option<String>,
 }
 
 impl Observation {
-    /// No counts yet for `addr`, reported by host index `host`, at second `at`.
-    pub fn new(addr: IpAddr, host: u16, at: u32) -> Self {
+    /// No counts yet for `addr` from batch `batch` at second `at`.
+    pub fn new(addr: IpAddr, batch: u32, at: u32) -> Self {
         Self {
             addr,
-            host,
+            batch,
             at,
-            connects: 0,
-            no_mail: 0,
+            delivered: 0,
+            neutral: 0,
+            bad: 0,
+            messages: 0,
             rejects: 0,
-            greylisted: 0,
             auth_failures: 0,
-            accepted: 0,
-            protocol_errors: 0,
+            verified_name: None,
         }
-    }
-
-    /// Does this delta carry a signal that counts against the address's prefix?
-    pub fn is_bad(&self) -> bool {
-        self.rejects + self.auth_failures + self.protocol_errors + self.no_mail > 0
     }
 }
 
@@ -62,9 +72,10 @@ pub enum Command {
     },
     /// Lift the ban of exactly this prefix.
     Unban { prefix: IpNet },
-    /// One flush of aggregated events from the cluster's nodes.
+    /// One flush of aggregated connection verdicts from the cluster's nodes.
     Observe {
         hosts: Vec<String>,
+        batches: Vec<BatchId>,
         observations: Vec<Observation>,
     },
     /// Replace the policy document (validated before it is proposed).

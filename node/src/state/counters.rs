@@ -10,46 +10,115 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// What is counted, by name: the names evidence and `ip show` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterName {
+    BadConnections,
+    NeutralConnections,
+    DeliveredConnections,
+    RejectedRecipients,
+    AuthFailures,
+    Messages,
+    DeliveredRecently,
+    BadOnlyMembers,
+    DeliveringMembers,
+}
+
+impl CounterName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadConnections => "bad connections (not mail)",
+            Self::NeutralConnections => "neutral connections (temporary refusals only)",
+            Self::DeliveredConnections => "delivering connections",
+            Self::RejectedRecipients => "rejected recipients (nothing delivered)",
+            Self::AuthFailures => "SASL authentication failures",
+            Self::Messages => "accepted messages",
+            Self::DeliveredRecently => "messages delivered (good memory)",
+            Self::BadOnlyMembers => "bad-only addresses",
+            Self::DeliveringMembers => "delivering addresses",
+        }
+    }
+}
+
 /// Counters of one address, cluster-wide.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddrStats {
-    pub connects: Window,
-    pub accepted: Window,
+    /// Bad connections, in the connection-rate window.
+    pub bad: Window,
+    /// Neutral and delivering connections, in the rejects window (shown, not judged).
+    pub neutral: Window,
+    pub delivered: Window,
+    /// Permanently rejected recipients of connections that delivered nothing.
     pub rejects: Window,
     pub auth_failures: Window,
+    /// Accepted messages, in the message-rate window.
+    pub messages: Window,
+    /// Accepted messages over the good memory (24 h by default): the address's credit.
+    pub good: Window,
     /// MX hosts (by index in the state's host table, 63 = "any other") that reported it.
     pub hosts: u64,
+    /// Second the connection-rate rule answered with a temporary refusal (0: never).
+    pub throttled_at: u32,
+    /// Bad connections counted since that refusal.
+    pub bad_since_throttle: u32,
+    /// Its verified client name matched `safety.allow_client_names`.
+    pub name_allowlisted: bool,
 }
 
-/// Counters of one prefix: which of its addresses showed bad signals, and when last.
+/// Counters of one prefix at one level: which members (addresses, or the narrowest prefixes
+/// inside a wider one) were bad and when last, and which delivered and when last.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrefixStats {
-    /// Address → time (s) of its last bad signal. Capped; the oldest go first.
+    /// Member → time (s) of its last bad connection. Capped; the oldest go first.
     pub bad: BTreeMap<IpAddr, u32>,
+    /// Member → time (s) of its last delivery (or allowlisted name). Capped likewise.
+    pub good: BTreeMap<IpAddr, u32>,
     pub hosts: u64,
 }
 
+/// Most members remembered per side of a prefix; a full good side can only protect.
+pub const MEMBER_CAP: usize = 256;
+
 impl PrefixStats {
-    /// Distinct addresses with a bad signal in the window ending at `now`.
-    pub fn distinct_bad(&self, now: u32, window: u32) -> u32 {
-        self.bad.values().filter(|t| **t + window > now).count() as u32
+    /// (bad-only members in the window, members that delivered within the good memory).
+    pub fn weigh(&self, now: u32, window: u32, memory: u32) -> (u32, u32) {
+        let good = |m: &IpAddr| self.good.get(m).is_some_and(|t| *t + memory > now);
+        let b = self
+            .bad
+            .iter()
+            .filter(|(m, t)| **t + window > now && !good(m))
+            .count() as u32;
+        let g = self.good.values().filter(|t| **t + memory > now).count() as u32;
+        (b, g)
     }
 
-    /// Records a bad signal from `addr` at `t`, keeping at most `cap` addresses.
-    pub fn mark_bad(&mut self, addr: IpAddr, t: u32, cap: usize) {
-        let e = self.bad.entry(addr).or_insert(t);
-        *e = (*e).max(t);
-        while self.bad.len() > cap {
-            let oldest = self
-                .bad
-                .iter()
-                .min_by_key(|(a, t)| (**t, **a))
-                .map(|(a, _)| *a);
-            match oldest {
-                Some(a) => self.bad.remove(&a),
-                None => break,
-            };
-        }
+    /// Records a bad connection of `member` at `t`.
+    pub fn mark_bad(&mut self, member: IpAddr, t: u32) {
+        mark(&mut self.bad, member, t);
+    }
+
+    /// Records a delivery of `member` at `t`.
+    pub fn mark_good(&mut self, member: IpAddr, t: u32) {
+        mark(&mut self.good, member, t);
+    }
+
+    /// Forgets what no window holds any more; true when nothing is left.
+    pub fn sweep(&mut self, now: u32, window: u32, memory: u32) -> bool {
+        self.bad.retain(|_, t| *t + window > now);
+        self.good.retain(|_, t| *t + memory > now);
+        self.bad.is_empty() && self.good.is_empty()
+    }
+}
+
+fn mark(side: &mut BTreeMap<IpAddr, u32>, member: IpAddr, t: u32) {
+    let e = side.entry(member).or_insert(t);
+    *e = (*e).max(t);
+    while side.len() > MEMBER_CAP {
+        let oldest = side.iter().min_by_key(|(a, t)| (**t, **a)).map(|(a, _)| *a);
+        match oldest {
+            Some(a) => side.remove(&a),
+            None => break,
+        };
     }
 }
 
@@ -104,6 +173,23 @@ impl AddrTable {
                     .map(|(k, v)| (IpAddr::V6(Ipv6Addr::from(*k)), v)),
             )
     }
+}
+
+/// `addr`'s member key in its prefix of length `len`: the address itself at the narrowest
+/// level (`first`), else the narrowest prefix holding it.
+pub fn member_of(addr: IpAddr, len: u8, first: u8) -> IpAddr {
+    if len >= first {
+        addr
+    } else {
+        truncate(addr, first).addr()
+    }
+}
+
+/// The prefix of `addr` of length `len`.
+pub fn truncate(addr: IpAddr, len: u8) -> IpNet {
+    IpNet::new(addr, len)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| IpNet::from(addr))
 }
 
 /// The prefix of `addr` at the policy's lengths.

@@ -6,55 +6,49 @@
 //! Windows rotate and bans expire on apply, driven by the leader's periodic tick entries. Every
 //! map is ordered, so every node that applies the same log holds the same state.
 //!
-//! - [`counters`] and [`window`]: what is counted, per address and per prefix;
-//! - [`rules`]: the policies that turn counts into decisions;
-//! - [`policy`]: the replicated policy document;
-//! - this file: bans, allowlist, repeat offenders, the safety limits, and eviction.
+//! # Layout
+//! - this file: the state, and `apply` dispatching each command;
+//! - [`command`]: what an entry carries (`Request`, `Command`, `Observation`) and returns;
+//! - [`observe`]: connection verdicts into counters, exactly once per agent batch ([`dedup`]);
+//! - [`counters`] and [`window`]: what is counted, per address and per prefix level;
+//! - [`rules`]: the policies that turn counts into assessments and decisions;
+//! - [`safety`]: what a decision must pass to become a ban (allowlists, breadth, breaker) and
+//!   repeat-offender escalation;
+//! - [`lifecycle`]: manual bans, unbans, expiry, allowlist changes;
+//! - [`ban`]: the ban record and its changes; [`policy`]: the replicated policy document;
+//! - [`prefix`]: addresses and prefixes as operators type them; [`report`]: `ip show`.
 //!
 //! The Raft layer (`crate::raft`) stores and replicates the entries; this module decides.
 
 mod ban;
 mod command;
 pub mod counters;
+pub mod dedup;
+mod lifecycle;
+mod observe;
 pub mod policy;
 mod prefix;
 mod report;
-mod rules;
+pub mod rules;
+mod safety;
 pub mod window;
 
-pub use ban::{Ban, BanChange, BanChangeKind, BanSource, Evidence};
-pub use command::{Command, Observation, Request, Response};
+pub use ban::{Ban, BanAction, BanChange, BanChangeKind, BanSource, Evidence};
+pub use command::{BatchId, Command, Observation, Request, Response};
 pub use policy::Policy;
 pub use prefix::{parse_address, parse_prefix, PrefixError};
-pub use report::{AddressReport, CounterReport};
+pub use report::{AddressReport, CounterReport, RuleDistance};
+pub use safety::{ObserveOnly, Offence};
 
 use counters::{AddrTable, PrefixStats};
+use dedup::BatchLedger;
 use ipnet::IpNet;
-use rules::Decision;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
-/// How often (cluster time) idle counters are evicted.
-const SWEEP_EVERY_MS: i64 = 60_000;
 /// Most MX host names interned; later ones count as "other hosts".
 const MAX_HOSTS: usize = 1024;
-/// Most decisions kept while in observe-only mode.
-const MAX_OBSERVED: usize = 10_000;
-
-/// A key's history of automatic bans, for repeat-offender escalation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Offence {
-    pub count: u32,
-    pub last_ms: i64,
-}
-
-/// Why the cluster stopped enforcing new automatic bans.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObserveOnly {
-    pub since_ms: i64,
-    pub reason: String,
-}
 
 /// Everything the cluster agrees on, as of the last applied entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,23 +57,30 @@ pub struct ReputationState {
     pub clock_ms: i64,
     /// Log index of the last change of the enforced ban set (0: never changed).
     pub version: u64,
-    /// Enforced bans by canonical prefix.
+    /// Enforced bans (and temporary refusals) by canonical prefix.
     pub bans: BTreeMap<IpNet, Ban>,
     pub policy: Policy,
     /// Operator allowlist (`mxrepctl allow add`), on top of the policy's `safety.allow`.
     pub allow: BTreeSet<IpNet>,
     /// Interned MX host names; the index is the bit in the counters' host masks.
     pub hosts: Vec<String>,
+    /// Counters per address.
     pub addrs: AddrTable,
+    /// Counters per prefix, at every level the policy names.
     pub prefixes: BTreeMap<IpNet, PrefixStats>,
+    /// Agent batches already counted.
+    pub batches: BatchLedger,
+    /// Automatic bans per key, for repeat-offender escalation.
     pub offences: BTreeMap<IpNet, Offence>,
     /// Keys an operator unbanned: no automatic ban until the time given.
     pub suppressed: BTreeMap<IpNet, i64>,
-    /// Creation times of automatic bans in the last minute.
+    /// Creation times of the breaker-counted automatic bans in the last minute.
     pub recent_auto_bans: VecDeque<i64>,
+    /// Set while the breaker holds risky automatic bans back.
     pub observe_only: Option<ObserveOnly>,
     /// Decisions taken while in observe-only mode: recorded, not enforced.
     pub observed: BTreeMap<IpNet, Ban>,
+    /// Cluster time of the last eviction sweep.
     pub last_sweep_ms: i64,
 }
 
@@ -100,10 +101,14 @@ impl ReputationState {
             Command::Unban { prefix } => changes.extend(self.unban(*prefix)),
             Command::Observe {
                 hosts,
+                batches,
                 observations,
-            } => changes.extend(self.observe(index, hosts, observations)),
+            } => changes.extend(self.observe(index, hosts, batches, observations)),
             Command::SetPolicy(p) => {
-                if p.windows() != self.policy.windows() {
+                if p.windows() != self.policy.windows()
+                    || p.changing_addresses.levels(true).ne(self.policy.changing_addresses.levels(true))
+                    || p.changing_addresses.levels(false).ne(self.policy.changing_addresses.levels(false))
+                {
                     // Buckets are sized by the windows: counts of other sizes would mislead.
                     self.addrs.clear();
                     self.prefixes.clear();
@@ -133,15 +138,16 @@ impl ReputationState {
 
     /// Enforced bans that cover `addr`, narrowest first.
     pub fn bans_covering(&self, addr: IpAddr) -> Vec<&Ban> {
-        covering(&self.bans, addr)
+        lifecycle::covering(&self.bans, addr)
     }
 
-    /// Is `key` equal to, or inside, an enforced ban? One lookup per possible supernet.
+    /// Is `key` equal to, or inside, a ban that drops? One lookup per possible supernet.
     pub fn is_banned_within(&self, key: &IpNet) -> bool {
         (0..=key.prefix_len()).any(|len| {
             IpNet::new(key.addr(), len)
-                .map(|n| self.bans.contains_key(&n.trunc()))
-                .unwrap_or(false)
+                .ok()
+                .and_then(|n| self.bans.get(&n.trunc()))
+                .is_some_and(Ban::drops)
         })
     }
 
@@ -153,88 +159,13 @@ impl ReputationState {
             .any(|a| a.contains(key))
     }
 
+    /// Is `addr`'s verified client name on the policy's allowlist?
+    pub fn is_name_allowed(&self, addr: IpAddr) -> bool {
+        self.addrs.get(addr).is_some_and(|s| s.name_allowlisted)
+    }
+
     fn now_secs(&self) -> u32 {
         (self.clock_ms.max(0) / 1000).min(u32::MAX as i64) as u32
-    }
-
-    fn manual_ban(
-        &mut self,
-        index: u64,
-        prefix: IpNet,
-        duration_ms: u64,
-        reason: &str,
-        source: BanSource,
-    ) -> Option<BanChange> {
-        let expires_ms = self
-            .clock_ms
-            .saturating_add(i64::try_from(duration_ms).unwrap_or(i64::MAX));
-        if expires_ms <= self.clock_ms {
-            return None;
-        }
-        match self.bans.get_mut(&prefix) {
-            Some(existing) => {
-                if expires_ms <= existing.expires_ms && existing.reason == reason {
-                    return None;
-                }
-                existing.expires_ms = existing.expires_ms.max(expires_ms);
-                existing.reason = reason.to_string();
-                existing.source = source;
-                existing.version = index;
-                Some(BanChange {
-                    kind: BanChangeKind::Extended,
-                    ban: existing.clone(),
-                })
-            }
-            None => {
-                let ban = Ban {
-                    prefix,
-                    reason: reason.to_string(),
-                    source,
-                    created_ms: self.clock_ms,
-                    expires_ms,
-                    version: index,
-                    level: 0,
-                    evidence: vec![],
-                };
-                self.bans.insert(prefix, ban.clone());
-                Some(BanChange {
-                    kind: BanChangeKind::Added,
-                    ban,
-                })
-            }
-        }
-    }
-
-    fn unban(&mut self, prefix: IpNet) -> Option<BanChange> {
-        self.observed.remove(&prefix);
-        let ban = self.bans.remove(&prefix)?;
-        if ban.source == BanSource::Automatic {
-            let until = self
-                .clock_ms
-                .saturating_add(self.policy.safety.unban_grace_secs as i64 * 1000);
-            self.suppressed.insert(prefix, until);
-        }
-        Some(BanChange {
-            kind: BanChangeKind::Removed,
-            ban,
-        })
-    }
-
-    /// Removes automatic bans that an allowlist entry now covers.
-    fn drop_allowed_auto_bans(&mut self) -> Vec<BanChange> {
-        let gone: Vec<IpNet> = self
-            .bans
-            .values()
-            .filter(|b| b.source == BanSource::Automatic && self.is_allowed(&b.prefix))
-            .map(|b| b.prefix)
-            .collect();
-        gone.into_iter()
-            .filter_map(|p| self.bans.remove(&p))
-            .map(|ban| BanChange {
-                kind: BanChangeKind::Removed,
-                ban,
-            })
-            .collect()
     }
 
     /// Bit of host `name` in the host masks, interning it if there is room.
@@ -261,204 +192,6 @@ impl ReputationState {
         }
         out
     }
-
-    /// Applies one flush of deltas, then evaluates the policies for every key it touched.
-    fn observe(&mut self, index: u64, hosts: &[String], obs: &[Observation]) -> Vec<BanChange> {
-        let bits: Vec<u64> = hosts.iter().map(|h| self.host_bit(h)).collect();
-        let now = self.now_secs();
-        let p = &self.policy;
-        let (cw, mw, rw) = (
-            p.connection_rate.window_secs,
-            p.message_rate.window_secs,
-            p.rejects.window_secs,
-        );
-        let (v4len, v6len) = (
-            p.changing_addresses.ipv4_prefix_len,
-            p.changing_addresses.ipv6_prefix_len,
-        );
-        let cap = (p.changing_addresses.distinct_addresses as usize).saturating_mul(4);
-        let mut touched_addrs = BTreeSet::new();
-        let mut touched_prefixes = BTreeSet::new();
-        for o in obs {
-            let Some(&bit) = bits.get(o.host as usize) else {
-                continue;
-            };
-            let at = o.at.min(now);
-            let st = self.addrs.entry(o.addr);
-            st.hosts |= bit;
-            if o.connects > 0 {
-                st.connects.add(at, cw, o.connects);
-            }
-            if o.accepted > 0 {
-                st.accepted.add(at, mw, o.accepted);
-            }
-            if o.rejects > 0 {
-                st.rejects.add(at, rw, o.rejects);
-            }
-            if o.auth_failures > 0 {
-                st.auth_failures.add(at, rw, o.auth_failures);
-            }
-            touched_addrs.insert(o.addr);
-            if o.is_bad() {
-                let pfx = counters::prefix_of(o.addr, v4len, v6len);
-                let ps = self.prefixes.entry(pfx).or_default();
-                ps.mark_bad(o.addr, at, cap.max(1));
-                ps.hosts |= bit;
-                touched_prefixes.insert(pfx);
-            }
-        }
-        let mut decisions: Vec<Decision> = touched_addrs
-            .into_iter()
-            .filter_map(|a| rules::evaluate_address(self, a, now))
-            .collect();
-        decisions.extend(
-            touched_prefixes
-                .into_iter()
-                .filter_map(|p| rules::evaluate_prefix(self, p, now)),
-        );
-        decisions
-            .into_iter()
-            .filter_map(|d| self.decide(index, d))
-            .collect()
-    }
-
-    /// Turns a rule's decision into a ban, unless a safety limit says no.
-    fn decide(&mut self, index: u64, d: Decision) -> Option<BanChange> {
-        let key = d.key;
-        let now = self.clock_ms;
-        if self.is_allowed(&key)
-            || self.suppressed.get(&key).is_some_and(|until| *until > now)
-            || self.is_banned_within(&key)
-            || (self.observe_only.is_some() && self.observed.contains_key(&key))
-        {
-            return None;
-        }
-        let s = &self.policy.safety;
-        let broadest = match key {
-            IpNet::V4(_) => s.max_breadth_ipv4,
-            IpNet::V6(_) => s.max_breadth_ipv6,
-        };
-        if key.prefix_len() < broadest {
-            return None;
-        }
-        let r = &self.policy.repeat_offenders;
-        let memory_ms = (r.memory_secs as i64).saturating_mul(1000);
-        let level = self
-            .offences
-            .get(&key)
-            .filter(|o| o.last_ms.saturating_add(memory_ms) > now)
-            .map(|o| o.count)
-            .unwrap_or(0);
-        let factor = (r.factor as u64).saturating_pow(level);
-        let secs = d
-            .base_secs
-            .saturating_mul(factor)
-            .min(r.max_ban_secs.max(d.base_secs));
-        self.offences.insert(
-            key,
-            Offence {
-                count: level + 1,
-                last_ms: now,
-            },
-        );
-        let ban = Ban {
-            prefix: key,
-            reason: d.reason,
-            source: BanSource::Automatic,
-            created_ms: now,
-            expires_ms: now.saturating_add((secs as i64).saturating_mul(1000)),
-            version: index,
-            level,
-            evidence: d.evidence,
-        };
-        while self
-            .recent_auto_bans
-            .front()
-            .is_some_and(|t| *t + 60_000 <= now)
-        {
-            self.recent_auto_bans.pop_front();
-        }
-        if self.observe_only.is_none() {
-            self.recent_auto_bans.push_back(now);
-            let max = self.policy.safety.max_new_bans_per_minute as usize;
-            if self.recent_auto_bans.len() > max {
-                self.observe_only = Some(ObserveOnly {
-                    since_ms: now,
-                    reason: format!(
-                        "more than {max} new automatic bans within one minute: new automatic bans are recorded, not enforced, until an operator clears observe-only mode"
-                    ),
-                });
-            }
-        }
-        if self.observe_only.is_some() {
-            if self.observed.len() < MAX_OBSERVED {
-                self.observed.insert(key, ban);
-            }
-            return None;
-        }
-        self.bans.insert(key, ban.clone());
-        Some(BanChange {
-            kind: BanChangeKind::Added,
-            ban,
-        })
-    }
-
-    /// Removes every ban whose expiry is at or before the cluster clock.
-    fn expire(&mut self) -> Vec<BanChange> {
-        let now = self.clock_ms;
-        self.observed.retain(|_, b| b.expires_ms > now);
-        let expired: Vec<IpNet> = self
-            .bans
-            .values()
-            .filter(|b| b.expires_ms <= now)
-            .map(|b| b.prefix)
-            .collect();
-        expired
-            .into_iter()
-            .filter_map(|p| self.bans.remove(&p))
-            .map(|ban| BanChange {
-                kind: BanChangeKind::Expired,
-                ban,
-            })
-            .collect()
-    }
-
-    /// Evicts what no window holds any more, once per minute of cluster time.
-    fn sweep_if_due(&mut self) {
-        if self.clock_ms < self.last_sweep_ms + SWEEP_EVERY_MS {
-            return;
-        }
-        self.last_sweep_ms = self.clock_ms;
-        let now = self.now_secs();
-        let p = &self.policy;
-        let (cw, mw, rw, pw) = (
-            p.connection_rate.window_secs,
-            p.message_rate.window_secs,
-            p.rejects.window_secs,
-            p.changing_addresses.window_secs,
-        );
-        self.addrs.retain(|s| {
-            !(s.connects.is_idle(now, cw)
-                && s.accepted.is_idle(now, mw)
-                && s.rejects.is_idle(now, rw)
-                && s.auth_failures.is_idle(now, rw))
-        });
-        self.prefixes.retain(|_, ps| {
-            ps.bad.retain(|_, t| *t + pw > now);
-            !ps.bad.is_empty()
-        });
-        let memory_ms = (p.repeat_offenders.memory_secs as i64).saturating_mul(1000);
-        let clock = self.clock_ms;
-        self.offences
-            .retain(|_, o| o.last_ms.saturating_add(memory_ms) > clock);
-        self.suppressed.retain(|_, until| *until > clock);
-    }
-}
-
-fn covering(map: &BTreeMap<IpNet, Ban>, addr: IpAddr) -> Vec<&Ban> {
-    let mut found: Vec<&Ban> = map.values().filter(|b| b.prefix.contains(&addr)).collect();
-    found.sort_by_key(|b| std::cmp::Reverse(b.prefix.prefix_len()));
-    found
 }
 
 #[cfg(test)]

@@ -5,15 +5,25 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-/// Connection rate per address, across all MX hosts (`iptables -m recent --hitcount 4 --seconds 60`).
+/// Connection rate per address, across all MX hosts (`iptables -m recent --hitcount 4
+/// --seconds 60`), counting only connections that were not mail: delivered and greylisted
+/// (neutral) connections are free.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionRate {
     pub enabled: bool,
-    /// More than this many new connections in the window bans.
+    /// More than this many bad connections in the window: first a temporary refusal.
     pub max_connections: u32,
     pub window_secs: u32,
+    /// How long the temporary refusal lasts; more than `max_connections` further bad
+    /// connections within it turn it into a ban.
+    pub tempfail_secs: u64,
     pub ban_secs: u64,
+    /// An address that delivered at least this many messages within
+    /// `changing_addresses.good_memory_secs` gets `good_history_factor` times the limits of
+    /// this rule and of `rejects` (one delivered message already doubles them).
+    pub good_history_messages: u32,
+    pub good_history_factor: u32,
 }
 
 impl Default for ConnectionRate {
@@ -22,21 +32,34 @@ impl Default for ConnectionRate {
             enabled: true,
             max_connections: 3,
             window_secs: 60,
+            tempfail_secs: 600,
             ban_secs: 600,
+            good_history_messages: 10,
+            good_history_factor: 5,
         }
     }
 }
 
-/// Many distinct addresses of one prefix with bad signals: the rotating spammer.
+/// Many addresses of one prefix that were bad and never delivered, clearly outnumbering the
+/// ones that delivered: the rotating (snowshoe) spammer. A pool that delivers is not banned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChangingAddresses {
     pub enabled: bool,
+    /// The narrowest prefix counted; its members are single addresses.
     pub ipv4_prefix_len: u8,
     pub ipv6_prefix_len: u8,
-    /// This many distinct bad addresses in the window ban the prefix.
+    /// Broader prefixes evidence also aggregates into (never broader than the safety breadth);
+    /// their members are the narrowest prefixes inside them (an IPv6 /48's members are /64s).
+    pub ipv4_wider_prefix_lens: Vec<u8>,
+    pub ipv6_wider_prefix_lens: Vec<u8>,
+    /// At least this many bad-only members in the window …
     pub distinct_addresses: u32,
+    /// … and at least this many times as many as the members that delivered.
+    pub bad_to_good_ratio: u32,
     pub window_secs: u32,
+    /// How long a delivery counts for its address and prefixes.
+    pub good_memory_secs: u32,
     pub ban_secs: u64,
 }
 
@@ -46,10 +69,26 @@ impl Default for ChangingAddresses {
             enabled: true,
             ipv4_prefix_len: 24,
             ipv6_prefix_len: 64,
+            ipv4_wider_prefix_lens: vec![],
+            ipv6_wider_prefix_lens: vec![56, 48],
             distinct_addresses: 8,
+            bad_to_good_ratio: 4,
             window_secs: 600,
+            good_memory_secs: 86400,
             ban_secs: 3600,
         }
+    }
+}
+
+impl ChangingAddresses {
+    /// Every prefix length counted for `v6` (or IPv4), narrowest first.
+    pub fn levels(&self, v6: bool) -> impl Iterator<Item = u8> + '_ {
+        let (first, wider) = if v6 {
+            (self.ipv6_prefix_len, &self.ipv6_wider_prefix_lens)
+        } else {
+            (self.ipv4_prefix_len, &self.ipv4_wider_prefix_lens)
+        };
+        std::iter::once(first).chain(wider.iter().copied())
     }
 }
 
@@ -124,6 +163,10 @@ impl Default for RepeatOffenders {
 pub struct Safety {
     /// Never banned automatically.
     pub allow: Vec<IpNet>,
+    /// Clients whose forward-confirmed name (Postfix's `client_name`, never an unverified PTR)
+    /// is one of these or ends in `.` + one of these are never banned automatically, as
+    /// postgrey's `whitelist_clients`: `outlook.com`, `google.com`, `amazonses.com`, …
+    pub allow_client_names: Vec<String>,
     /// Automatic bans never cover more than this (shortest prefix length allowed).
     pub max_breadth_ipv4: u8,
     pub max_breadth_ipv6: u8,
@@ -137,6 +180,7 @@ impl Default for Safety {
     fn default() -> Self {
         Self {
             allow: vec![],
+            allow_client_names: vec![],
             max_breadth_ipv4: 24,
             max_breadth_ipv6: 48,
             max_new_bans_per_minute: 1000,
@@ -205,6 +249,30 @@ impl Policy {
                 c.ipv6_prefix_len, s.max_breadth_ipv6
             ));
         }
+        for (wider, first, broadest, fam) in [
+            (&c.ipv4_wider_prefix_lens, c.ipv4_prefix_len, s.max_breadth_ipv4, "ipv4"),
+            (&c.ipv6_wider_prefix_lens, c.ipv6_prefix_len, s.max_breadth_ipv6, "ipv6"),
+        ] {
+            for w in wider.iter() {
+                if *w >= first || *w < broadest {
+                    return Err(format!(
+                        "changing_addresses.{fam}_wider_prefix_lens: /{w} must be broader than /{first} and not broader than safety.max_breadth_{fam} /{broadest}"
+                    ));
+                }
+            }
+        }
+        if c.bad_to_good_ratio == 0 {
+            return Err("changing_addresses.bad_to_good_ratio must be at least 1".into());
+        }
+        if !(60..=30 * 86400).contains(&c.good_memory_secs) {
+            return Err("changing_addresses.good_memory_secs must be between 60 and 2592000".into());
+        }
+        if self.connection_rate.good_history_factor == 0 {
+            return Err("connection_rate.good_history_factor must be at least 1".into());
+        }
+        if s.allow_client_names.iter().any(|n| n.trim().trim_start_matches('.').is_empty()) {
+            return Err("safety.allow_client_names has an empty name".into());
+        }
         if c.distinct_addresses < 2 {
             return Err("changing_addresses.distinct_addresses must be at least 2".into());
         }
@@ -215,8 +283,9 @@ impl Policy {
     }
 
     /// The window lengths counters are kept in; counters restart when one of them changes.
-    pub fn windows(&self) -> [u32; 4] {
+    pub fn windows(&self) -> [u32; 5] {
         [
+            self.changing_addresses.good_memory_secs,
             self.connection_rate.window_secs,
             self.changing_addresses.window_secs,
             self.rejects.window_secs,

@@ -1,8 +1,11 @@
-//! What the cluster knows about one address, for `mxrepctl ip show`: its counters, its prefix's
-//! counters, what covers it (bans, allowlist, suppression), in a form the API renders.
+//! What the cluster knows about one address, for `mxrepctl ip show`: its verdict counters, its
+//! prefixes' weighing at every level, how far each rule is from a ban, and what covers it
+//! (bans, allowlists, suppression), in a form the API renders.
 
-use super::counters::prefix_of;
-use super::{covering, Ban, ReputationState};
+use super::counters::{truncate, CounterName};
+use super::lifecycle::covering;
+use super::rules;
+use super::{Ban, ReputationState};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -12,7 +15,17 @@ pub struct CounterReport {
     pub name: String,
     pub count: u64,
     pub window_secs: u64,
+    /// 0: shown for information, no rule bans on it alone.
     pub limit: u64,
+}
+
+/// How far one rule is from a ban of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDistance {
+    pub rule: String,
+    pub key: IpNet,
+    pub text: String,
+    pub would_ban: bool,
 }
 
 /// Everything about one address.
@@ -21,9 +34,11 @@ pub struct AddressReport {
     pub address: IpAddr,
     pub counters: Vec<CounterReport>,
     pub mx_hosts: Vec<String>,
+    /// The narrowest prefix counted.
     pub prefix: IpNet,
     pub prefix_counters: Vec<CounterReport>,
     pub prefix_mx_hosts: Vec<String>,
+    pub distances: Vec<RuleDistance>,
     pub bans: Vec<Ban>,
     pub observed: Vec<Ban>,
     pub allowlisted: bool,
@@ -34,60 +49,65 @@ pub struct AddressReport {
 impl ReputationState {
     /// Builds the report for `addr` at the cluster's current time.
     pub fn report(&self, addr: IpAddr) -> AddressReport {
-        let now = (self.clock_ms.max(0) / 1000) as u32;
+        let now = self.now_secs();
         let p = &self.policy;
-        let c = |name: &str, count: u32, w: u32, limit: u32| CounterReport {
-            name: name.into(),
+        let ca = &p.changing_addresses;
+        let c = |name: CounterName, count: u32, w: u32, limit: u32| CounterReport {
+            name: name.as_str().into(),
             count: count as u64,
             window_secs: w as u64,
             limit: limit as u64,
         };
+        let (cw, rw, mw, gm) = (
+            p.connection_rate.window_secs,
+            p.rejects.window_secs,
+            p.message_rate.window_secs,
+            ca.good_memory_secs,
+        );
         let (counters, mx_hosts) = match self.addrs.get(addr) {
             Some(st) => (
                 vec![
-                    c(
-                        "new connections",
-                        st.connects.sum(now, p.connection_rate.window_secs),
-                        p.connection_rate.window_secs,
-                        p.connection_rate.max_connections,
-                    ),
-                    c(
-                        "accepted messages",
-                        st.accepted.sum(now, p.message_rate.window_secs),
-                        p.message_rate.window_secs,
-                        p.message_rate.max_messages,
-                    ),
-                    c(
-                        "rejected recipients",
-                        st.rejects.sum(now, p.rejects.window_secs),
-                        p.rejects.window_secs,
-                        p.rejects.max_rejects,
-                    ),
-                    c(
-                        "SASL authentication failures",
-                        st.auth_failures.sum(now, p.rejects.window_secs),
-                        p.rejects.window_secs,
-                        p.rejects.max_auth_failures,
-                    ),
+                    c(CounterName::BadConnections, st.bad.sum(now, cw), cw, p.connection_rate.max_connections),
+                    c(CounterName::NeutralConnections, st.neutral.sum(now, rw), rw, 0),
+                    c(CounterName::DeliveredConnections, st.delivered.sum(now, rw), rw, 0),
+                    c(CounterName::Messages, st.messages.sum(now, mw), mw, p.message_rate.max_messages),
+                    c(CounterName::DeliveredRecently, st.good.sum(now, gm), gm, 0),
+                    c(CounterName::RejectedRecipients, st.rejects.sum(now, rw), rw, p.rejects.max_rejects),
+                    c(CounterName::AuthFailures, st.auth_failures.sum(now, rw), rw, p.rejects.max_auth_failures),
                 ],
                 self.host_names(st.hosts),
             ),
             None => (vec![], vec![]),
         };
-        let ca = &p.changing_addresses;
-        let prefix = prefix_of(addr, ca.ipv4_prefix_len, ca.ipv6_prefix_len);
+        let v6 = addr.is_ipv6();
+        let prefix = truncate(addr, ca.levels(v6).next().unwrap_or(24));
         let (prefix_counters, prefix_mx_hosts) = match self.prefixes.get(&prefix) {
-            Some(ps) => (
-                vec![c(
-                    "distinct addresses with bad signals",
-                    ps.distinct_bad(now, ca.window_secs),
-                    ca.window_secs,
-                    ca.distinct_addresses,
-                )],
-                self.host_names(ps.hosts),
-            ),
+            Some(ps) => {
+                let (b, g) = ps.weigh(now, ca.window_secs, gm);
+                (
+                    vec![
+                        c(CounterName::BadOnlyMembers, b, ca.window_secs, ca.distinct_addresses),
+                        c(CounterName::DeliveringMembers, g, gm, 0),
+                    ],
+                    self.host_names(ps.hosts),
+                )
+            }
             None => (vec![], vec![]),
         };
+        let mut assessments = rules::address::assess(self, addr, now);
+        assessments.extend(
+            ca.levels(v6)
+                .filter_map(|len| rules::prefix::assess(self, truncate(addr, len), now)),
+        );
+        let distances = assessments
+            .into_iter()
+            .map(|a| RuleDistance {
+                rule: a.rule.into(),
+                key: a.key,
+                text: a.text,
+                would_ban: a.decision.is_some(),
+            })
+            .collect();
         let key = IpNet::from(addr);
         AddressReport {
             address: addr,
@@ -96,12 +116,10 @@ impl ReputationState {
             prefix,
             prefix_counters,
             prefix_mx_hosts,
+            distances,
             bans: covering(&self.bans, addr).into_iter().cloned().collect(),
-            observed: covering(&self.observed, addr)
-                .into_iter()
-                .cloned()
-                .collect(),
-            allowlisted: self.is_allowed(&key),
+            observed: covering(&self.observed, addr).into_iter().cloned().collect(),
+            allowlisted: self.is_allowed(&key) || self.is_name_allowed(addr),
             suppressed_until_ms: [key, prefix]
                 .iter()
                 .filter_map(|k| self.suppressed.get(k).copied())

@@ -1,0 +1,158 @@
+//! The life of a ban outside the rules: operator bans and unbans, expiry at the cluster clock,
+//! allowlist entries lifting automatic bans, and the sweep that evicts idle counters.
+
+use super::dedup::SESSION_IDLE_MS;
+use super::{Ban, BanAction, BanChange, BanChangeKind, BanSource, ReputationState};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// How often (cluster time) idle counters are evicted.
+const SWEEP_EVERY_MS: i64 = 60_000;
+
+impl ReputationState {
+    pub(super) fn manual_ban(
+        &mut self,
+        index: u64,
+        prefix: IpNet,
+        duration_ms: u64,
+        reason: &str,
+        source: BanSource,
+    ) -> Option<BanChange> {
+        let expires_ms = self
+            .clock_ms
+            .saturating_add(i64::try_from(duration_ms).unwrap_or(i64::MAX));
+        if expires_ms <= self.clock_ms {
+            return None;
+        }
+        match self.bans.get_mut(&prefix) {
+            Some(existing) => {
+                if existing.drops() && expires_ms <= existing.expires_ms && existing.reason == reason {
+                    return None;
+                }
+                existing.expires_ms = existing.expires_ms.max(expires_ms);
+                existing.reason = reason.to_string();
+                existing.source = source;
+                existing.version = index;
+                existing.action = BanAction::Drop;
+                Some(BanChange {
+                    kind: BanChangeKind::Extended,
+                    ban: existing.clone(),
+                })
+            }
+            None => {
+                let ban = Ban {
+                    prefix,
+                    reason: reason.to_string(),
+                    source,
+                    created_ms: self.clock_ms,
+                    expires_ms,
+                    version: index,
+                    level: 0,
+                    evidence: vec![],
+                    action: BanAction::Drop,
+                };
+                self.bans.insert(prefix, ban.clone());
+                Some(BanChange {
+                    kind: BanChangeKind::Added,
+                    ban,
+                })
+            }
+        }
+    }
+
+    pub(super) fn unban(&mut self, prefix: IpNet) -> Option<BanChange> {
+        self.observed.remove(&prefix);
+        let ban = self.bans.remove(&prefix)?;
+        if ban.source == BanSource::Automatic {
+            let until = self
+                .clock_ms
+                .saturating_add(self.policy.safety.unban_grace_secs as i64 * 1000);
+            self.suppressed.insert(prefix, until);
+        }
+        Some(BanChange {
+            kind: BanChangeKind::Removed,
+            ban,
+        })
+    }
+
+    /// Removes automatic bans that an allowlist entry now covers.
+    pub(super) fn drop_allowed_auto_bans(&mut self) -> Vec<BanChange> {
+        let gone: Vec<IpNet> = self
+            .bans
+            .values()
+            .filter(|b| b.source == BanSource::Automatic && self.is_allowed(&b.prefix))
+            .map(|b| b.prefix)
+            .collect();
+        gone.into_iter()
+            .filter_map(|p| self.bans.remove(&p))
+            .map(|ban| BanChange {
+                kind: BanChangeKind::Removed,
+                ban,
+            })
+            .collect()
+    }
+
+    /// Removes every ban whose expiry is at or before the cluster clock.
+    pub(super) fn expire(&mut self) -> Vec<BanChange> {
+        let now = self.clock_ms;
+        self.observed.retain(|_, b| b.expires_ms > now);
+        let expired: Vec<IpNet> = self
+            .bans
+            .values()
+            .filter(|b| b.expires_ms <= now)
+            .map(|b| b.prefix)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|p| self.bans.remove(&p))
+            .map(|ban| BanChange {
+                kind: BanChangeKind::Expired,
+                ban,
+            })
+            .collect()
+    }
+
+    /// Evicts what no window holds any more, once per minute of cluster time.
+    pub(super) fn sweep_if_due(&mut self) {
+        if self.clock_ms < self.last_sweep_ms + SWEEP_EVERY_MS {
+            return;
+        }
+        self.last_sweep_ms = self.clock_ms;
+        let now = self.now_secs();
+        let p = &self.policy;
+        let (cw, mw, rw, pw, gm) = (
+            p.connection_rate.window_secs,
+            p.message_rate.window_secs,
+            p.rejects.window_secs,
+            p.changing_addresses.window_secs,
+            p.changing_addresses.good_memory_secs,
+        );
+        let refusal = p.connection_rate.tempfail_secs;
+        self.addrs.retain(|s| {
+            !(s.bad.is_idle(now, cw)
+                && s.neutral.is_idle(now, rw)
+                && s.delivered.is_idle(now, rw)
+                && s.messages.is_idle(now, mw)
+                && s.rejects.is_idle(now, rw)
+                && s.auth_failures.is_idle(now, rw)
+                && s.good.is_idle(now, gm)
+                && (s.throttled_at as u64 + refusal) <= now as u64)
+        });
+        self.prefixes.retain(|_, ps| !ps.sweep(now, pw, gm));
+        let memory_ms = (p.repeat_offenders.memory_secs as i64).saturating_mul(1000);
+        let clock = self.clock_ms;
+        self.offences
+            .retain(|_, o| o.last_ms.saturating_add(memory_ms) > clock);
+        self.suppressed.retain(|_, until| *until > clock);
+        self.batches.sweep(clock);
+        debug_assert!(SESSION_IDLE_MS > SWEEP_EVERY_MS);
+    }
+}
+
+/// Entries of `map` that cover `addr`, narrowest first.
+pub(super) fn covering(map: &BTreeMap<IpNet, Ban>, addr: IpAddr) -> Vec<&Ban> {
+    let mut found: Vec<&Ban> = map.values().filter(|b| b.prefix.contains(&addr)).collect();
+    found.sort_by_key(|b| std::cmp::Reverse(b.prefix.prefix_len()));
+    found
+}

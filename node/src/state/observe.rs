@@ -1,0 +1,150 @@
+//! Applying one flush of connection verdicts: each agent batch counted once (see [`dedup`]),
+//! each verdict into its address's counters and into its prefixes at every level, then every
+//! touched key assessed by the rules.
+//!
+//! [`dedup`]: super::dedup
+
+use super::counters::{member_of, truncate};
+use super::rules::{self, Decision};
+use super::{BanChange, BatchId, Observation, ReputationState};
+use ipnet::IpNet;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+impl ReputationState {
+    /// Applies one flush, then evaluates the policies for every key it touched.
+    pub(super) fn observe(
+        &mut self,
+        index: u64,
+        hosts: &[String],
+        batches: &[BatchId],
+        obs: &[Observation],
+    ) -> Vec<BanChange> {
+        let host_bits: Vec<u64> = hosts.iter().map(|h| self.host_bit(h)).collect();
+        let clock = self.clock_ms;
+        // Per batch: its host bit, or None if it was counted before.
+        let fresh: Vec<Option<u64>> = batches
+            .iter()
+            .map(|b| {
+                let name = hosts.get(b.host as usize)?;
+                let bit = *host_bits.get(b.host as usize)?;
+                self.batches
+                    .first_time(name, b.session, b.seq, clock)
+                    .then_some(bit)
+            })
+            .collect();
+        let now = self.now_secs();
+        let mut touched_addrs = BTreeSet::new();
+        let mut touched_prefixes = BTreeSet::new();
+        for o in obs {
+            let Some(Some(bit)) = fresh.get(o.batch as usize).copied() else {
+                continue;
+            };
+            let at = o.at.min(now);
+            self.count_address(o, bit, at);
+            touched_addrs.insert(o.addr);
+            if o.bad > 0 || o.delivered > 0 || self.is_name_allowed(o.addr) {
+                touched_prefixes.extend(self.count_prefixes(o, bit, at));
+            }
+        }
+        let mut decisions: Vec<Decision> = touched_addrs
+            .into_iter()
+            .filter_map(|a| {
+                rules::address::assess(self, a, now)
+                    .into_iter()
+                    .find_map(|x| x.decision)
+            })
+            .collect();
+        decisions.extend(
+            touched_prefixes
+                .into_iter()
+                .filter_map(|p| rules::prefix::assess(self, p, now)?.decision),
+        );
+        decisions
+            .into_iter()
+            .filter_map(|d| self.decide(index, d))
+            .collect()
+    }
+
+    fn count_address(&mut self, o: &Observation, bit: u64, at: u32) {
+        let p = &self.policy;
+        let (cw, mw, rw, gm) = (
+            p.connection_rate.window_secs,
+            p.message_rate.window_secs,
+            p.rejects.window_secs,
+            p.changing_addresses.good_memory_secs,
+        );
+        let name_ok = o
+            .verified_name
+            .as_deref()
+            .is_some_and(|n| name_allowed(&p.safety.allow_client_names, n));
+        let st = self.addrs.entry(o.addr);
+        st.hosts |= bit;
+        st.name_allowlisted |= name_ok;
+        for (w, win, n) in [
+            (&mut st.bad, cw, o.bad),
+            (&mut st.neutral, rw, o.neutral),
+            (&mut st.delivered, rw, o.delivered),
+            (&mut st.messages, mw, o.messages),
+            (&mut st.good, gm, o.messages),
+            (&mut st.rejects, rw, o.rejects),
+            (&mut st.auth_failures, rw, o.auth_failures),
+        ] {
+            if n > 0 {
+                w.add(at, win, n);
+            }
+        }
+        if st.throttled_at > 0 {
+            st.bad_since_throttle = st.bad_since_throttle.saturating_add(o.bad);
+        }
+    }
+
+    /// Marks the verdict in the address's prefix at every level; returns the prefixes marked.
+    fn count_prefixes(&mut self, o: &Observation, bit: u64, at: u32) -> Vec<IpNet> {
+        let ca = &self.policy.changing_addresses;
+        let v6 = o.addr.is_ipv6();
+        let first = ca.levels(v6).next().unwrap_or(if v6 { 64 } else { 24 });
+        let levels: Vec<u8> = ca.levels(v6).collect();
+        let good = o.delivered > 0 || self.is_name_allowed(o.addr);
+        let mut out = Vec::with_capacity(levels.len());
+        for len in levels {
+            let key = truncate(o.addr, len);
+            let member: IpAddr = member_of(o.addr, len, first);
+            let ps = self.prefixes.entry(key).or_default();
+            ps.hosts |= bit;
+            if good {
+                ps.mark_good(member, at);
+            }
+            if o.bad > 0 {
+                ps.mark_bad(member, at);
+            }
+            out.push(key);
+        }
+        out
+    }
+}
+
+/// Is `name` one of `allowed` or inside one of them (`mail-x.outlook.com` in `outlook.com`)?
+pub fn name_allowed(allowed: &[String], name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() || name == "unknown" {
+        return false;
+    }
+    allowed.iter().any(|a| {
+        let a = a.trim().trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+        name == a || name.ends_with(&format!(".{a}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_match_on_label_boundaries() {
+        let allowed = vec!["outlook.com".to_string(), ".google.com".to_string()];
+        assert!(super::name_allowed(&allowed, "mail-db8.eurprd.outbound.protection.OUTLOOK.com"));
+        assert!(super::name_allowed(&allowed, "google.com."));
+        assert!(!super::name_allowed(&allowed, "evil-outlook.com"));
+        assert!(!super::name_allowed(&allowed, "unknown"));
+        assert!(!super::name_allowed(&allowed, ""));
+    }
+}

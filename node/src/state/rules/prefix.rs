@@ -1,0 +1,65 @@
+//! The changing-addresses rule: a prefix is banned only when enough of its members were bad and
+//! never delivered AND they clearly outnumber its members that delivered (in the window, and
+//! over the good memory). Evidence aggregates upward: every level the policy names (IPv6 /64,
+//! /56, /48 by default) is weighed alike, its members being the narrowest prefixes inside it.
+
+use super::{human, Assessment, Decision};
+use crate::state::counters::CounterName;
+use crate::state::{BanAction, Evidence, ReputationState};
+use ipnet::IpNet;
+
+/// The rule's assessment of `prefix` (a key of `ReputationState::prefixes`).
+pub fn assess(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Assessment> {
+    let p = &s.policy.changing_addresses;
+    if !p.enabled {
+        return None;
+    }
+    let ps = s.prefixes.get(&prefix)?;
+    let (b, g) = ps.weigh(now, p.window_secs, p.good_memory_secs);
+    let first = match prefix {
+        IpNet::V4(_) => p.ipv4_prefix_len,
+        IpNet::V6(_) => p.ipv6_prefix_len,
+    };
+    let members = if prefix.prefix_len() >= first {
+        "addresses".to_string()
+    } else {
+        format!("/{first}s")
+    };
+    let need = p.distinct_addresses.max(p.bad_to_good_ratio.saturating_mul(g));
+    let text = format!(
+        "{prefix}: {b} bad-only vs {g} delivering {members}; bans at {need} bad-only (at least {}, and {}× the delivering)",
+        p.distinct_addresses, p.bad_to_good_ratio
+    );
+    let decision = (b >= need).then(|| Decision {
+        key: prefix,
+        reason: format!(
+            "{b} {members} of {prefix} were bad and never delivered in {}, against {g} that delivered in {}",
+            human(p.window_secs as u64),
+            human(p.good_memory_secs as u64)
+        ),
+        base_secs: p.ban_secs,
+        evidence: vec![
+            Evidence {
+                rule: "changing-addresses".into(),
+                counter: CounterName::BadOnlyMembers.as_str().into(),
+                count: b as u64,
+                window_secs: p.window_secs as u64,
+                mx_hosts: s.host_names(ps.hosts),
+            },
+            Evidence {
+                rule: "changing-addresses".into(),
+                counter: CounterName::DeliveringMembers.as_str().into(),
+                count: g as u64,
+                window_secs: p.good_memory_secs as u64,
+                mx_hosts: vec![],
+            },
+        ],
+        action: BanAction::Drop,
+    });
+    Some(Assessment {
+        rule: "changing-addresses",
+        key: prefix,
+        text,
+        decision,
+    })
+}
