@@ -1,6 +1,7 @@
 //! The agent's command line (stable, see docs/ARCHITECTURE.md) and its validated form.
 
 use anyhow::{bail, Context};
+use crate::sources::timezone::LogTimezone;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -35,6 +36,10 @@ pub struct RunArgs {
     /// (before the cluster decides). Off by default.
     #[arg(long)]
     pub local_rate: bool,
+    /// Zone of log stamps that carry none (RFC 3164 syslog): `local` (this host's zone, the
+    /// default), `UTC`, an offset like `+02:00`, or a name like `Europe/Berlin`.
+    #[arg(long, default_value = "local", value_parser = |s: &str| s.parse::<LogTimezone>())]
+    pub log_timezone: LogTimezone,
 }
 
 /// A validated agent configuration.
@@ -49,6 +54,7 @@ pub struct AgentConfig {
     pub ports: Vec<u16>,
     pub dry_run: bool,
     pub local_rate: bool,
+    pub log_timezone: LogTimezone,
 }
 
 impl RunArgs {
@@ -63,12 +69,7 @@ impl RunArgs {
             bail!("--cluster needs at least one HOST:PORT");
         }
         for c in &cluster {
-            let ok = c
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !ok {
-                bail!("--cluster entry '{c}' is not HOST:PORT");
-            }
+            mxrep_common::addr::host_port(c).map_err(|e| anyhow::anyhow!("--cluster: {e}"))?;
         }
         let node_name = match self.node_name {
             Some(n) if !n.trim().is_empty() => n.trim().to_string(),
@@ -101,6 +102,7 @@ impl RunArgs {
             ports: self.ports,
             dry_run: self.dry_run,
             local_rate: self.local_rate,
+            log_timezone: self.log_timezone,
         })
     }
 }

@@ -9,7 +9,8 @@ use crate::enforce::view::BanView;
 use crate::enforce::{watch, DryRun, Enforcer};
 use crate::sources::log_follower::LogFollower;
 use crate::sources::policy_server::PolicyService;
-use crate::sources::postfix::{parse_line, Parsed};
+use crate::sources::connections::ConnectionTracker;
+use crate::sources::postfix::{parse_line_in, Parsed};
 use crate::state_dir::StateDir;
 use crate::uplink::{Uplink, UplinkConfig};
 use anyhow::Context;
@@ -65,14 +66,24 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         let uplink = uplink.clone();
         let positions = positions.clone();
         let state = state.clone();
+        let tz = cfg.log_timezone.clone();
         tokio::spawn(async move {
             let mut not_understood = 0u64;
+            let mut connections = ConnectionTracker::default();
             loop {
                 let before = f.position();
                 let now = chrono::Utc::now();
+                for e in connections.expire(now.timestamp_millis()) {
+                    uplink.push(e);
+                }
                 for line in f.poll() {
-                    match parse_line(&line, now) {
-                        Parsed::Event(e) => uplink.push(e),
+                    let read = parse_line_in(&line, now, &tz);
+                    match &read.parsed {
+                        Parsed::Event(_) => {
+                            for e in connections.feed(read) {
+                                uplink.push(e);
+                            }
+                        }
                         Parsed::Ignored => {}
                         Parsed::NotUnderstood => {
                             not_understood += 1;

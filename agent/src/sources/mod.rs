@@ -1,8 +1,10 @@
 //! Where events come from on an MX host: Postfix's log and Postfix's policy requests.
 
+pub mod connections;
 pub mod log_follower;
 pub mod policy_server;
 pub mod postfix;
+pub mod timezone;
 
 #[cfg(test)]
 mod postfix_tests;

@@ -7,7 +7,8 @@
 //! improper pipelining, and postscreen's PREGREET, HANGUP and DNSBL lines. Client addresses come
 //! as `name[ADDR]`, `unknown[ADDR]`, `[ADDR]:PORT`, IPv4 or IPv6 (with or without `IPv6:`).
 
-use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
+use super::timezone::LogTimezone;
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use mxrep_proto::v1 as pb;
 use pb::event::Kind;
 use regex::Regex;
@@ -42,8 +43,8 @@ struct Patterns {
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| Patterns {
-        bsd: Regex::new(r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) (\S+) ([^\s\[:]+)(?:\[\d+\])?: (.*)$").unwrap(),
-        iso: Regex::new(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) (\S+) ([^\s\[:]+)(?:\[\d+\])?: (.*)$").unwrap(),
+        bsd: Regex::new(r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) (\S+) ([^\s\[:]+)(?:\[(\d+)\])?: (.*)$").unwrap(),
+        iso: Regex::new(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) (\S+) ([^\s\[:]+)(?:\[(\d+)\])?: (.*)$").unwrap(),
         rfc5424: Regex::new(r"^<\d{1,3}>1 (\S+) (\S+) (\S+) (\S+) (\S+) (?:-|\[.*?\]) ?(.*)$").unwrap(),
         client: Regex::new(r"from ([^\s\[]*)\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]").unwrap(),
         postscreen_client: Regex::new(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]:\d+").unwrap(),
@@ -63,8 +64,9 @@ fn month(m: &str) -> Option<u32> {
     M.iter().position(|x| *x == m).map(|i| i as u32 + 1)
 }
 
-/// Time of an RFC 3164 stamp, which has no year: the year that puts it closest before `now`.
-fn bsd_time(mon: &str, day: &str, hms: &str, now: DateTime<Utc>) -> Option<i64> {
+/// Time of an RFC 3164 stamp, which has no year and no zone: the year that puts it closest
+/// before `now`, in the zone `tz` the writer's clock was in.
+fn bsd_time(mon: &str, day: &str, hms: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Option<i64> {
     let m = month(mon)?;
     let mut year = now.year();
     let parse = |y: i32| {
@@ -74,55 +76,65 @@ fn bsd_time(mon: &str, day: &str, hms: &str, now: DateTime<Utc>) -> Option<i64> 
         )
         .ok()
     };
-    let mut t = parse(year)?;
-    if Utc.from_utc_datetime(&t) > now + chrono::Duration::days(1) {
+    let mut t = tz.resolve(&parse(year)?)?;
+    if t > now.timestamp_millis() + 86_400_000 {
         year -= 1;
-        t = parse(year)?;
+        t = tz.resolve(&parse(year)?)?;
     }
-    Some(Utc.from_utc_datetime(&t).timestamp_millis())
+    Some(t)
 }
 
-fn iso_time(s: &str) -> Option<i64> {
+fn iso_time(s: &str, tz: &LogTimezone) -> Option<i64> {
     let s = s.replacen(' ', "T", 1);
     if let Ok(t) = DateTime::parse_from_rfc3339(&s) {
         return Some(t.timestamp_millis());
     }
-    // rsyslog's "+0000" offsets and stamps without any offset (taken as UTC).
+    // rsyslog's "+0000" offsets, and stamps without any offset (in the zone `tz`).
     for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z"] {
         if let Ok(t) = DateTime::parse_from_str(&s, f) {
             return Some(t.timestamp_millis());
         }
     }
-    NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|t| Utc.from_utc_datetime(&t).timestamp_millis())
+    tz.resolve(&NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f").ok()?)
 }
 
-/// Splits a line into (time, program, message).
-fn header(line: &str, now: DateTime<Utc>) -> Option<(i64, &str, &str)> {
+/// A line's header: time, program, process id, and the message after them.
+struct Header<'a> {
+    t: i64,
+    program: &'a str,
+    pid: Option<u32>,
+    msg: &'a str,
+}
+
+/// Splits a line into its header and message; `tz` places zone-less stamps.
+fn header<'a>(line: &'a str, now: DateTime<Utc>, tz: &LogTimezone) -> Option<Header<'a>> {
     let p = patterns();
+    let pid = |m: Option<regex::Match<'_>>| m.and_then(|m| m.as_str().parse().ok());
     if let Some(c) = p.bsd.captures(line) {
         let t = bsd_time(
             c.get(1)?.as_str(),
             c.get(2)?.as_str(),
             c.get(3)?.as_str(),
             now,
+            tz,
         )?;
-        return Some((t, c.get(5)?.as_str(), c.get(6)?.as_str()));
+        return Some(Header { t, program: c.get(5)?.as_str(), pid: pid(c.get(6)), msg: c.get(7)?.as_str() });
     }
     if let Some(c) = p.iso.captures(line) {
-        return Some((
-            iso_time(c.get(1)?.as_str())?,
-            c.get(3)?.as_str(),
-            c.get(4)?.as_str(),
-        ));
+        return Some(Header {
+            t: iso_time(c.get(1)?.as_str(), tz)?,
+            program: c.get(3)?.as_str(),
+            pid: pid(c.get(4)),
+            msg: c.get(5)?.as_str(),
+        });
     }
     if let Some(c) = p.rfc5424.captures(line) {
-        return Some((
-            iso_time(c.get(1)?.as_str())?,
-            c.get(3)?.as_str(),
-            c.get(6)?.as_str(),
-        ));
+        return Some(Header {
+            t: iso_time(c.get(1)?.as_str(), tz)?,
+            program: c.get(3)?.as_str(),
+            pid: c.get(4).and_then(|m| m.as_str().parse().ok()),
+            msg: c.get(6)?.as_str(),
+        });
     }
     None
 }
@@ -174,12 +186,39 @@ fn protocol_error(t: i64, a: IpAddr, kind: pb::ProtocolErrorKind, detail: String
     )
 }
 
-/// Parses one log line; `now` resolves the year of RFC 3164 stamps.
+/// One line read: what it is, and which process of which program wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub parsed: Parsed,
+    /// "postfix/smtpd" and its process id: one smtpd process serves one connection at a time.
+    pub process: Option<(String, u32)>,
+    /// The client name of a `connect from NAME[ADDR]` line (Postfix's verified name, or
+    /// "unknown").
+    pub client_name: Option<String>,
+}
+
+/// Parses one log line with zone-less stamps in UTC; `now` resolves the year of RFC 3164 stamps.
 pub fn parse_line(line: &str, now: DateTime<Utc>) -> Parsed {
+    parse_line_in(line, now, &LogTimezone::Utc).parsed
+}
+
+/// Parses one log line; zone-less stamps are in `tz`.
+pub fn parse_line_in(line: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Line {
     let line = line.trim_end_matches(['\r', '\n']);
-    let Some((t, program, msg)) = header(line, now) else {
-        return Parsed::NotUnderstood;
+    let Some(h) = header(line, now, tz) else {
+        return Line { parsed: Parsed::NotUnderstood, process: None, client_name: None };
     };
+    let process = h.pid.map(|pid| (h.program.to_string(), pid));
+    let client_name = h
+        .msg
+        .strip_prefix("connect from ")
+        .and_then(|rest| rest.split('[').next())
+        .map(|n| n.to_string());
+    Line { parsed: message(h.t, h.program, h.msg), process, client_name }
+}
+
+/// The event of one message from `program`, stamped `t`.
+fn message(t: i64, program: &str, msg: &str) -> Parsed {
     let prog = program.rsplit('/').next().unwrap_or(program);
     let p = patterns();
     match prog {
@@ -316,6 +355,7 @@ pub fn kind_name(e: &pb::Event) -> &'static str {
         Some(Kind::Accepted(_)) => "accepted",
         Some(Kind::ProtocolError(_)) => "protocol-error",
         Some(Kind::PolicyRequest(_)) => "policy-request",
+        Some(Kind::Verdict(_)) => "verdict",
         None => "unknown",
     }
 }

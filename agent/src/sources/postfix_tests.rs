@@ -224,3 +224,95 @@ fn garbage_is_not_understood_and_never_panics() {
     }
     assert_eq!(parse_line("garbage", now()), Parsed::NotUnderstood);
 }
+
+mod verdicts {
+    use crate::sources::connections::ConnectionTracker;
+    use crate::sources::postfix::parse_line_in;
+    use crate::sources::timezone::LogTimezone;
+    use mxrep_proto::v1 as pb;
+    use pb::event::Kind;
+    use std::collections::BTreeMap;
+
+    fn run(text: &str) -> Vec<pb::ConnectionVerdict> {
+        let now = chrono::Utc::now();
+        let mut t = ConnectionTracker::default();
+        let mut out = vec![];
+        for l in text.lines() {
+            for e in t.feed(parse_line_in(l, now, &LogTimezone::Utc)) {
+                if let Some(Kind::Verdict(v)) = e.kind {
+                    out.push(v);
+                }
+            }
+        }
+        assert_eq!(t.open(), 0, "every connection of the capture ended");
+        out
+    }
+
+    #[test]
+    fn the_real_capture_gives_one_verdict_per_connection() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/postfix-3.7-maillog.log"
+        ))
+        .unwrap();
+        let v = run(&text);
+        assert_eq!(v.len(), 211, "one per disconnect");
+        let mut by: BTreeMap<(i32, String), usize> = BTreeMap::new();
+        for x in &v {
+            *by.entry((x.verdict, x.reason.clone())).or_default() += 1;
+        }
+        let delivered = v.iter().filter(|x| x.verdict == pb::Verdict::Delivered as i32).count();
+        assert_eq!(delivered, 202, "{by:?}");
+        // The nine refused sessions: greylisted (neutral) or rejected (bad), never delivered.
+        assert!(v.iter().filter(|x| x.verdict != pb::Verdict::Delivered as i32).all(|x| x.messages == 0));
+    }
+
+    #[test]
+    fn shapes_of_connections() {
+        let log = |pid: u32, lines: &[&str]| -> String {
+            lines
+                .iter()
+                .map(|l| format!("Nov 26 17:06:09 mx1 postfix/smtpd[{pid}]: {l}\n"))
+                .collect()
+        };
+        let c = "connect from mail.example.org[192.0.2.7]";
+        let mut text = String::new();
+        // Delivered, with one unknown recipient forgiven.
+        text += &log(1, &[c, "NOQUEUE: reject: RCPT from mail.example.org[192.0.2.7]: 550 5.1.1 <old@mx1.test>: Recipient address rejected: User unknown in local recipient table; from=<l@example.org> to=<old@mx1.test> proto=ESMTP helo=<mail.example.org>", "ABC123: client=mail.example.org[192.0.2.7]", "disconnect from mail.example.org[192.0.2.7] ehlo=1 mail=1 rcpt=1/2 data=1 quit=1 commands=5/6"]);
+        // Greylisted only: neutral.
+        text += &log(2, &["connect from unknown[192.0.2.8]", "NOQUEUE: reject: RCPT from unknown[192.0.2.8]: 450 4.2.0 <a@mx1.test>: Recipient address rejected: Greylisted; from=<s@example.net> to=<a@mx1.test> proto=ESMTP helo=<x>", "disconnect from unknown[192.0.2.8] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4"]);
+        // Recipient verification callout: RCPT then QUIT, no DATA: neutral.
+        text += &log(3, &["connect from mx.other.test[192.0.2.9]", "disconnect from mx.other.test[192.0.2.9] ehlo=1 mail=1 rcpt=1 quit=1 commands=4"]);
+        // Connect and quit: bad.
+        text += &log(4, &["connect from unknown[192.0.2.10]", "disconnect from unknown[192.0.2.10] ehlo=1 quit=1 commands=2"]);
+        // Relay denied: bad.
+        text += &log(5, &["connect from unknown[192.0.2.11]", "NOQUEUE: reject: RCPT from unknown[192.0.2.11]: 554 5.7.1 <x@elsewhere.test>: Relay access denied; from=<s@x> to=<x@elsewhere.test> proto=ESMTP helo=<x>", "disconnect from unknown[192.0.2.11] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4"]);
+        let v = run(&text);
+        let got: Vec<(i32, &str)> = v.iter().map(|x| (x.verdict, x.client_name.as_str())).collect();
+        use pb::Verdict::*;
+        assert_eq!(
+            got,
+            vec![
+                (Delivered as i32, "mail.example.org"),
+                (Neutral as i32, "unknown"),
+                (Neutral as i32, "mx.other.test"),
+                (Bad as i32, "unknown"),
+                (Bad as i32, "unknown"),
+            ]
+        );
+        assert!(v[4].reason.contains("relay"), "{}", v[4].reason);
+        assert!(v[3].reason.contains("connect and quit"), "{}", v[3].reason);
+    }
+
+    #[test]
+    fn zone_less_stamps_follow_the_log_timezone() {
+        let line = "Jul  1 12:00:00 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.7]";
+        let now = chrono::DateTime::parse_from_rfc3339("2026-07-02T00:00:00Z").unwrap().to_utc();
+        let at = |tz: &str| match parse_line_in(line, now, &tz.parse().unwrap()).parsed {
+            crate::sources::postfix::Parsed::Event(e) => e.time_unix_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(at("UTC") - at("Europe/Berlin"), 2 * 3_600_000);
+        assert_eq!(at("America/New_York") - at("UTC"), 4 * 3_600_000);
+    }
+}

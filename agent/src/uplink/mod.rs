@@ -3,8 +3,9 @@
 //!
 //! Sources call [`Uplink::push`], which never blocks: events wait in a bounded queue, and when
 //! it is full the oldest are dropped and counted. A batch leaves the agent's hands only when the
-//! cluster acknowledges it; on any failure the unacknowledged batches go back to the front of
-//! the queue and the uplink moves to the next cluster address, with backoff and jitter.
+//! cluster acknowledges it; on any failure the unacknowledged batches are sent again first, as
+//! the same batches (session and sequence number), to the next cluster address after a backoff
+//! with jitter — so the cluster, which remembers the batches it applied, counts each once.
 
 use mxrep_common::lock::MutexExt as _;
 use mxrep_proto::v1 as pb;
@@ -51,6 +52,12 @@ pub struct UplinkStats {
 }
 
 struct Shared {
+    /// Random per uplink: with the batch's seq it names a batch for exactly-once counting.
+    session: u64,
+    /// Sequence number of the last batch made.
+    next_seq: AtomicU64,
+    /// Batches sent but not acknowledged when their stream failed, oldest first.
+    unacked: Mutex<VecDeque<(u64, Vec<pb::Event>)>>,
     queue: Mutex<VecDeque<pb::Event>>,
     ready: Notify,
     stats: UplinkStats,
@@ -58,18 +65,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// Puts events back at the front (after a failure), dropping the oldest beyond capacity.
-    fn requeue_front(&self, events: Vec<pb::Event>) {
-        let mut q = self.queue.locked();
-        for e in events.into_iter().rev() {
-            q.push_front(e);
-        }
-        while q.len() > self.capacity {
-            q.pop_front();
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     fn take(&self, max: usize) -> Vec<pb::Event> {
         let mut q = self.queue.locked();
         let n = q.len().min(max);
@@ -91,6 +86,9 @@ impl Uplink {
     /// Starts the uplink task.
     pub fn start(cfg: UplinkConfig) -> Self {
         let shared = Arc::new(Shared {
+            session: rand::random::<u64>().max(1),
+            next_seq: AtomicU64::new(0),
+            unacked: Mutex::new(VecDeque::new()),
             queue: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
             stats: UplinkStats::default(),
@@ -151,8 +149,16 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
         .map_err(|s| format!("stream refused: {}", s.message()))?
         .into_inner();
     tracing::info!("uplink connected to {addr}");
-    let mut in_flight: VecDeque<(u64, Vec<pb::Event>)> = VecDeque::new();
-    let mut seq = 0u64;
+    // Batches a failed stream left unacknowledged go first, with the same sequence numbers, so
+    // the cluster counts each once even if the first copy was committed.
+    let mut in_flight: VecDeque<(u64, Vec<pb::Event>)> = std::mem::take(&mut *shared.unacked.locked());
+    for (seq, events) in &in_flight {
+        let batch = pb::EventBatch { seq: *seq, session: shared.session, mx_host: cfg.mx_host.clone(), events: events.clone() };
+        if tx.send(batch).await.is_err() {
+            *shared.unacked.locked() = in_flight;
+            return Err("the stream closed".into());
+        }
+    }
     let result = loop {
         let can_send = in_flight.len() < cfg.window;
         tokio::select! {
@@ -183,8 +189,8 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
                 if shared.len() > 0 {
                     shared.ready.notify_one();
                 }
-                seq += 1;
-                let batch = pb::EventBatch { seq, mx_host: cfg.mx_host.clone(), events: events.clone() };
+                let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+                let batch = pb::EventBatch { seq, session: shared.session, mx_host: cfg.mx_host.clone(), events: events.clone() };
                 in_flight.push_back((seq, events));
                 if tx.send(batch).await.is_err() {
                     break Err("the stream closed".into());
@@ -192,11 +198,7 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
             }
         }
     };
-    // Whatever was not acknowledged goes back, in order, to be sent again.
-    let pending: Vec<pb::Event> = in_flight.into_iter().flat_map(|(_, e)| e).collect();
-    if !pending.is_empty() {
-        shared.requeue_front(pending);
-        shared.ready.notify_one();
-    }
+    // Whatever was not acknowledged is sent again, as the same batches, on the next stream.
+    *shared.unacked.locked() = in_flight;
     result
 }

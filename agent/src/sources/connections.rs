@@ -1,0 +1,193 @@
+//! One verdict per SMTP connection, formed on the MX host from the connection's own lines
+//! (`connect from` … `disconnect from` with its command counts, the rejects, `client=` lines,
+//! SASL and protocol errors between them), as Haraka's karma and Postfix's own error counting
+//! do: a client that delivered is forgiven a few unknown recipients; temporary refusals are
+//! neutral; only a connection that failed is bad. The cluster counts these verdicts.
+//!
+//! smtpd serves one connection at a time per process, so a connection is keyed by the process
+//! that logged it and the client address. postscreen's own rejects and verdicts (PREGREET,
+//! HANGUP, DNSBL) are bad connections on their own.
+
+use super::postfix::{Line, Parsed};
+use mxrep_proto::v1 as pb;
+use pb::event::Kind;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// A connection with no `disconnect` line after this long gets its verdict from what was seen.
+pub const IDLE_MS: i64 = 10 * 60 * 1000;
+/// Most connections followed at once; the oldest is judged when more arrive.
+const MAX_OPEN: usize = 100_000;
+
+/// What one open connection showed so far.
+#[derive(Debug, Clone, Default)]
+struct Conn {
+    last_ms: i64,
+    client_name: String,
+    /// `QUEUEID: client=` lines.
+    queued: u32,
+    unknown_users: u32,
+    hard_rejects: u32,
+    deferred: u32,
+    relay_denied: bool,
+    auth_failures: u32,
+    protocol_error: Option<String>,
+}
+
+type Key = (String, u32, IpAddr);
+
+/// Follows the connections of one log and turns each into a verdict event when it ends.
+#[derive(Debug, Default)]
+pub struct ConnectionTracker {
+    open: HashMap<Key, Conn>,
+}
+
+impl ConnectionTracker {
+    /// Feeds one line; returns the verdicts of connections that ended with it.
+    pub fn feed(&mut self, line: Line) -> Vec<pb::Event> {
+        let Parsed::Event(e) = line.parsed else {
+            return vec![];
+        };
+        let Ok(addr) = e.client_address.parse::<IpAddr>() else {
+            return vec![];
+        };
+        let (program, pid) = line.process.unwrap_or_default();
+        let t = e.time_unix_ms;
+        let mut out = vec![];
+        if program.ends_with("postscreen") {
+            if let Some(Kind::ProtocolError(p)) = &e.kind {
+                let c = Conn { protocol_error: Some(p.detail.clone()), ..Conn::default() };
+                out.push(verdict(t, addr, &c, None));
+            } else if let Some(Kind::Rejected(_)) = &e.kind {
+                let c = Conn { hard_rejects: 1, ..Conn::default() };
+                out.push(verdict(t, addr, &c, None));
+            }
+            return out;
+        }
+        let key = (program, pid, addr);
+        if let Some(Kind::Connect(_)) = &e.kind {
+            if let Some(old) = self.open.remove(&key) {
+                out.push(verdict(old.last_ms, addr, &old, None));
+            }
+            if self.open.len() >= MAX_OPEN {
+                out.extend(self.judge_oldest());
+            }
+            let name = line.client_name.unwrap_or_default();
+            self.open.insert(key, Conn { last_ms: t, client_name: name, ..Conn::default() });
+            return out;
+        }
+        let c = self.open.entry(key.clone()).or_default();
+        c.last_ms = c.last_ms.max(t);
+        match &e.kind {
+            Some(Kind::Rejected(r)) => {
+                use pb::RejectClass as C;
+                match r.class() {
+                    _ if r.code < 500 => c.deferred += 1,
+                    C::Greylisted => c.deferred += 1,
+                    C::UnknownUser => c.unknown_users += 1,
+                    C::RelayDenied => c.relay_denied = true,
+                    _ => c.hard_rejects += 1,
+                }
+            }
+            Some(Kind::AuthFailure(_)) => c.auth_failures += 1,
+            Some(Kind::Accepted(_)) => c.queued += 1,
+            Some(Kind::ProtocolError(p)) => {
+                c.protocol_error.get_or_insert_with(|| p.detail.clone());
+            }
+            Some(Kind::Disconnect(d)) => {
+                let c = self.open.remove(&key).unwrap_or_default();
+                out.push(verdict(t, addr, &c, Some(&d.commands)));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Judges connections idle since before `now_ms - IDLE_MS` (their disconnect was never
+    /// logged, e.g. the log rotated away or smtpd was killed).
+    pub fn expire(&mut self, now_ms: i64) -> Vec<pb::Event> {
+        let stale: Vec<Key> = self
+            .open
+            .iter()
+            .filter(|(_, c)| c.last_ms + IDLE_MS < now_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        stale
+            .into_iter()
+            .filter_map(|k| {
+                let c = self.open.remove(&k)?;
+                Some(verdict(c.last_ms, k.2, &c, None))
+            })
+            .collect()
+    }
+
+    /// Connections being followed.
+    pub fn open(&self) -> usize {
+        self.open.len()
+    }
+
+    fn judge_oldest(&mut self) -> Vec<pb::Event> {
+        let oldest = self.open.iter().min_by_key(|(_, c)| c.last_ms).map(|(k, _)| k.clone());
+        oldest
+            .and_then(|k| self.open.remove(&k).map(|c| verdict(c.last_ms, k.2, &c, None)))
+            .into_iter()
+            .collect()
+    }
+}
+
+fn count(commands: &[pb::CommandCount], name: &str) -> (u32, u32) {
+    commands
+        .iter()
+        .find(|c| c.command.eq_ignore_ascii_case(name))
+        .map_or((0, 0), |c| (c.ok, c.total))
+}
+
+/// The verdict of a connection that ended: `commands` are the disconnect line's counts.
+fn verdict(t: i64, addr: IpAddr, c: &Conn, commands: Option<&[pb::CommandCount]>) -> pb::Event {
+    let cmds = commands.unwrap_or(&[]);
+    let (mail_ok, _) = count(cmds, "mail");
+    let (rcpt_ok, rcpt_total) = count(cmds, "rcpt");
+    let messages = match commands {
+        Some(_) => count(cmds, "data").0 + count(cmds, "bdat").0,
+        None => c.queued,
+    };
+    let forgiven = 2.max(rcpt_total / 5);
+    let rejected = c.unknown_users + c.hard_rejects + u32::from(c.relay_denied);
+    use pb::Verdict::{Bad, Delivered, Neutral};
+    let (v, reason) = if messages > 0 {
+        if c.unknown_users > forgiven {
+            (Bad, format!("{} unknown recipients beside {messages} messages", c.unknown_users))
+        } else {
+            (Delivered, format!("{messages} messages accepted"))
+        }
+    } else if c.auth_failures > 0 {
+        (Bad, format!("{} SASL authentication failures", c.auth_failures))
+    } else if c.relay_denied {
+        (Bad, "relay access denied".into())
+    } else if let Some(p) = &c.protocol_error {
+        (Bad, p.clone())
+    } else if rejected > 0 {
+        (Bad, format!("{rejected} recipients rejected, nothing accepted"))
+    } else if c.deferred > 0 {
+        (Neutral, format!("{} temporary refusals only", c.deferred))
+    } else if rcpt_ok > 0 || mail_ok > 0 {
+        (Neutral, "MAIL/RCPT without DATA (address verification)".into())
+    } else if commands.is_none() {
+        (Neutral, "no disconnect logged".into())
+    } else {
+        (Bad, "connect and quit: no MAIL command".into())
+    };
+    pb::Event {
+        time_unix_ms: t,
+        client_address: addr.to_string(),
+        kind: Some(Kind::Verdict(pb::ConnectionVerdict {
+            verdict: v as i32,
+            reason,
+            messages,
+            rejected_recipients: rejected,
+            deferred: c.deferred,
+            auth_failures: c.auth_failures,
+            client_name: c.client_name.clone(),
+        })),
+    }
+}
