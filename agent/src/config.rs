@@ -1,7 +1,7 @@
 //! The agent's command line (stable, see docs/ARCHITECTURE.md) and its validated form.
 
-use anyhow::{bail, Context};
 use crate::sources::timezone::LogTimezone;
+use anyhow::{bail, Context};
 use clap::Args;
 use std::path::PathBuf;
 

@@ -2,18 +2,18 @@
 //! blocks reading the log or answering Postfix: the uplink's queue never blocks a push, and the
 //! enforcer works on its own task.
 
-use mxrep_common::lock::MutexExt as _;
 use crate::config::AgentConfig;
 use crate::enforce::nft::NftEnforcer;
 use crate::enforce::view::BanView;
-use crate::enforce::{watch, DryRun, Enforcer};
+use crate::enforce::{guard, watch, DryRun, Enforcer};
+use crate::sources::connections::ConnectionTracker;
 use crate::sources::log_follower::LogFollower;
 use crate::sources::policy_server::PolicyService;
-use crate::sources::connections::ConnectionTracker;
 use crate::sources::postfix::{parse_line_in, Parsed};
 use crate::state_dir::StateDir;
 use crate::uplink::{Uplink, UplinkConfig};
 use anyhow::Context;
+use mxrep_common::lock::MutexExt as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,10 +41,11 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     ));
     tokio::spawn(watch::follow(
         cfg.cluster.clone(),
-        enforcer,
+        enforcer.clone(),
         view.clone(),
         state.clone(),
     ));
+    tokio::spawn(guard::guard_table(enforcer, view.clone(), Arc::default()));
 
     if let Some(addr) = cfg.policy_listen {
         let l = tokio::net::TcpListener::bind(addr)

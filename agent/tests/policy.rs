@@ -48,6 +48,15 @@ async fn start() -> String {
         Known {
             expires_ms: i64::MAX,
             reason: "rotating spammer".into(),
+            tempfail: false,
+        },
+    );
+    view.insert(
+        "198.51.100.66/32".parse().unwrap(),
+        Known {
+            expires_ms: i64::MAX / 2,
+            reason: "9 bad connections (not mail) in 1 min".into(),
+            tempfail: true,
         },
     );
     let svc = PolicyService { view, uplink: None };
@@ -97,6 +106,14 @@ async fn persistent_connection_many_requests_and_bans_answered_from_memory() {
             && a.contains("203.0.113.0/24")
             && a.contains("rotating spammer"),
         "{a}"
+    );
+    w.write_all(with_client(&reqs[0], "198.51.100.66").as_bytes())
+        .await
+        .unwrap();
+    let a = ask(&mut r).await;
+    assert!(
+        a.starts_with("action=DEFER_IF_PERMIT 4.7.1 ") && a.contains("try again in"),
+        "a temporary refusal is a 450, not a reject: {a}"
     );
     w.write_all(with_client(&reqs[0], "2001:db8::1").as_bytes())
         .await

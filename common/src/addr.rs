@@ -34,8 +34,14 @@ mod tests {
         assert!(host_port("node-1.mxrep:7400").is_ok());
         assert!(host_port("10.0.0.1").unwrap_err().contains("no port"));
         assert!(host_port(":7400").unwrap_err().contains("no host"));
-        assert!(host_port("10.0.0.1:0").unwrap_err().contains("invalid port"));
-        assert!(host_port("10.0.0.1:x").unwrap_err().contains("invalid port"));
-        assert!(host_port("2001:db8::1:7400").unwrap_err().contains("brackets"));
+        assert!(host_port("10.0.0.1:0")
+            .unwrap_err()
+            .contains("invalid port"));
+        assert!(host_port("10.0.0.1:x")
+            .unwrap_err()
+            .contains("invalid port"));
+        assert!(host_port("2001:db8::1:7400")
+            .unwrap_err()
+            .contains("brackets"));
     }
 }

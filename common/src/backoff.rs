@@ -55,7 +55,10 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    assert!(!nodes.is_empty(), "reconnect_forever needs at least one node");
+    assert!(
+        !nodes.is_empty(),
+        "reconnect_forever needs at least one node"
+    );
     let mut node = 0usize;
     let mut backoff = Backoff::default();
     loop {
@@ -91,7 +94,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rotates_over_nodes_and_waits_longer_after_each_failure() {
-        let nodes: Vec<String> = ["a:1", "b:1", "c:1"].iter().map(|s| s.to_string()).collect();
+        let nodes: Vec<String> = ["a:1", "b:1", "c:1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let seen: Arc<Mutex<Vec<(String, Duration)>>> = Arc::default();
         let start = Instant::now();
         let log = seen.clone();
@@ -119,12 +125,19 @@ mod tests {
         let s = seen.lock().unwrap().clone();
         let order: Vec<&str> = s.iter().map(|(a, _)| a.as_str()).collect();
         // Failures rotate; a clean end retries the same node at once.
-        assert_eq!(order[..7], ["a:1", "b:1", "c:1", "a:1", "a:1", "b:1", "c:1"]);
+        assert_eq!(
+            order[..7],
+            ["a:1", "b:1", "c:1", "a:1", "a:1", "b:1", "c:1"]
+        );
         let gap = |i: usize| (s[i].1 - s[i - 1].1).as_millis() as u64;
         assert!((100..=160).contains(&gap(1)), "{}", gap(1));
         assert!((200..=310).contains(&gap(2)), "{}", gap(2));
         assert!((400..=610).contains(&gap(3)), "{}", gap(3));
         assert!(gap(4) <= 10, "clean end restarts at once: {}", gap(4));
-        assert!((100..=160).contains(&gap(5)), "reset after success: {}", gap(5));
+        assert!(
+            (100..=160).contains(&gap(5)),
+            "reset after success: {}",
+            gap(5)
+        );
     }
 }

@@ -51,7 +51,10 @@ mod tests {
     fn one_line_errors_and_whole_help() {
         let e = Args::try_parse_from(["x", "--port", "banana"]).unwrap_err();
         let line = clap_error_line(&e).unwrap();
-        assert!(line.starts_with("error: ") && !line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("error: ") && !line.contains('\n'),
+            "{line}"
+        );
         assert!(line.contains("banana"), "{line}");
         let help = Args::try_parse_from(["x", "--help"]).unwrap_err();
         assert_eq!(clap_error_line(&help), None);

@@ -66,17 +66,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_clone_wakes_once_fired() {
         let (trigger, shutdown) = channel();
-        let waiters: Vec<_> = (0..3).map(|_| tokio::spawn(shutdown.clone().wait())).collect();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(shutdown.clone().wait()))
+            .collect();
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(waiters.iter().all(|w| !w.is_finished()));
         assert!(!shutdown.is_fired());
         trigger.fire();
         for w in waiters {
-            tokio::time::timeout(Duration::from_secs(1), w).await.unwrap().unwrap();
+            tokio::time::timeout(Duration::from_secs(1), w)
+                .await
+                .unwrap()
+                .unwrap();
         }
         assert!(shutdown.is_fired());
         // A handle taken after the fire resolves at once.
-        tokio::time::timeout(Duration::from_millis(1), shutdown.wait()).await.unwrap();
+        tokio::time::timeout(Duration::from_millis(1), shutdown.wait())
+            .await
+            .unwrap();
     }
 
     #[tokio::test(start_paused = true)]

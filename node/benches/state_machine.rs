@@ -5,7 +5,7 @@
 //! `cargo bench -p mxrep-node --bench state_machine`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use mxrep_node::state::{Command, Observation, ReputationState, Request};
+use mxrep_node::state::{BatchId, Command, Observation, ReputationState, Request};
 use std::net::{IpAddr, Ipv4Addr};
 
 const T0: i64 = 1_800_000_000_000;
@@ -19,11 +19,11 @@ fn addr(n: u32) -> IpAddr {
 fn entry(start: u32, n: u32, now_ms: i64) -> Request {
     let observations = (start..start + n)
         .map(|i| Observation {
-            connects: 1,
+            bad: 1,
             rejects: 1,
             ..Observation::new(
                 addr(i.wrapping_mul(2_654_435_761)),
-                (i % 3) as u16,
+                i % 3,
                 (now_ms / 1000) as u32,
             )
         })
@@ -32,6 +32,13 @@ fn entry(start: u32, n: u32, now_ms: i64) -> Request {
         now_ms,
         command: Command::Observe {
             hosts: vec!["mx1".into(), "mx2".into(), "mx3".into()],
+            batches: (0..3)
+                .map(|host| BatchId {
+                    host,
+                    session: 0,
+                    seq: 0,
+                })
+                .collect(),
             observations,
         },
     }

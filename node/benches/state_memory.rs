@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p mxrep-node --bench state_memory`
 
-use mxrep_node::state::{Command, Observation, ReputationState, Request};
+use mxrep_node::state::{BatchId, Command, Observation, ReputationState, Request};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -32,10 +32,10 @@ static A: Counting = Counting;
 
 const T0: i64 = 1_800_000_000_000;
 
-fn observation(addr: IpAddr, no_mail: u32) -> Observation {
+fn observation(addr: IpAddr, bad: u32) -> Observation {
     Observation {
-        connects: 1,
-        no_mail,
+        neutral: 1 - bad.min(1),
+        bad,
         ..Observation::new(addr, 0, (T0 / 1000) as u32)
     }
 }
@@ -50,6 +50,11 @@ fn per_address(n: u32, make: impl Fn(u32) -> Observation) -> f64 {
             now_ms: T0,
             command: Command::Observe {
                 hosts: vec!["mx1".into()],
+                batches: vec![BatchId {
+                    host: 0,
+                    session: 0,
+                    seq: 0,
+                }],
                 observations,
             },
         };

@@ -15,5 +15,6 @@ pub mod ctl;
 pub mod data_dir;
 pub mod ingest;
 pub mod raft;
+pub mod replay;
 pub mod server;
 pub mod state;

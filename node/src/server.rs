@@ -31,24 +31,33 @@ pub const DRAIN: Duration = Duration::from_secs(3);
 
 /// Binds the configured addresses and runs the node until SIGTERM or SIGINT.
 pub async fn run_until_signal(cfg: NodeConfig) -> anyhow::Result<()> {
+    // The lock first: once the API port answers, the data dir is surely held.
+    let lock = DataDirLock::acquire(&cfg.data_dir)?;
     let api_listener = TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("cannot listen for the API on {}", cfg.api_listen))?;
     let peer_listener = TcpListener::bind(cfg.peer_listen)
         .await
         .with_context(|| format!("cannot listen for peers on {}", cfg.peer_listen))?;
-    run(cfg, api_listener, peer_listener, mxrep_common::shutdown::signal()).await
+    run(
+        cfg,
+        lock,
+        api_listener,
+        peer_listener,
+        mxrep_common::shutdown::signal(),
+    )
+    .await
 }
 
-/// Runs a node on the given listeners until `shutdown` resolves.
+/// Runs a node on the given listeners, holding its data dir's `lock`, until `shutdown`
+/// resolves.
 pub async fn run(
     cfg: NodeConfig,
+    lock: DataDirLock,
     api_listener: TcpListener,
     peer_listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let lock = DataDirLock::acquire(&cfg.data_dir)?;
-
     let db = sled::Config::new()
         .path(cfg.data_dir.join("raft.sled"))
         .open()

@@ -49,57 +49,56 @@ pub fn disconnect(addr: &str, t: i64, mail_ok: u32, data_ok: u32) -> pb::Event {
     )
 }
 
+/// The verdict of one SMTP connection, as the agent forms it.
+pub fn verdict(
+    addr: &str,
+    t: i64,
+    v: pb::Verdict,
+    f: impl FnOnce(&mut pb::ConnectionVerdict),
+) -> pb::Event {
+    let mut c = pb::ConnectionVerdict {
+        verdict: v as i32,
+        reason: "test".into(),
+        ..Default::default()
+    };
+    f(&mut c);
+    event(addr, t, Kind::Verdict(c))
+}
+
+/// A connection refused one recipient (`class`) that delivered nothing: bad, or neutral for
+/// a temporary refusal (greylisting).
 pub fn rejected(addr: &str, t: i64, class: pb::RejectClass) -> pb::Event {
-    event(
-        addr,
-        t,
-        Kind::Rejected(pb::RecipientRejected {
-            code: 550,
-            enhanced_code: "5.1.1".into(),
-            class: class as i32,
-            sender: "bulk@spam.test".into(),
-            recipient: "nosuchuser@mx.test".into(),
-            helo: "spam.test".into(),
-        }),
-    )
+    if class == pb::RejectClass::Greylisted {
+        return verdict(addr, t, pb::Verdict::Neutral, |c| c.deferred = 1);
+    }
+    verdict(addr, t, pb::Verdict::Bad, |c| c.rejected_recipients = 1)
 }
 
+/// A connection whose SASL authentication failed.
 pub fn auth_failure(addr: &str, t: i64) -> pb::Event {
-    event(
-        addr,
-        t,
-        Kind::AuthFailure(pb::AuthFailure {
-            mechanism: "LOGIN".into(),
-        }),
-    )
+    verdict(addr, t, pb::Verdict::Bad, |c| c.auth_failures = 1)
 }
 
+/// A connection that delivered one message.
 pub fn accepted(addr: &str, t: i64) -> pb::Event {
-    event(
-        addr,
-        t,
-        Kind::Accepted(pb::MessageAccepted {
-            queue_id: "2B066B6317".into(),
-        }),
-    )
+    verdict(addr, t, pb::Verdict::Delivered, |c| c.messages = 1)
+}
+
+/// Connect and quit: a bad connection with nothing else.
+pub fn quit(addr: &str, t: i64) -> pb::Event {
+    verdict(addr, t, pb::Verdict::Bad, |c| {
+        c.reason = "connect and quit".into()
+    })
 }
 
 /// A connection that is refused a recipient and leaves.
 pub fn rejected_session(addr: &str, t: i64) -> Vec<pb::Event> {
-    vec![
-        connect(addr, t),
-        rejected(addr, t, pb::RejectClass::UnknownUser),
-        disconnect(addr, t, 1, 0),
-    ]
+    vec![rejected(addr, t, pb::RejectClass::UnknownUser)]
 }
 
 /// A connection that delivers one message.
 pub fn delivering_session(addr: &str, t: i64) -> Vec<pb::Event> {
-    vec![
-        connect(addr, t),
-        accepted(addr, t),
-        disconnect(addr, t, 1, 1),
-    ]
+    vec![accepted(addr, t)]
 }
 
 /// Sends `batches` as MX host `mx_host` to the node at `api` over one stream; returns the acks.
@@ -123,6 +122,7 @@ pub async fn send(
         .enumerate()
         .map(|(i, events)| pb::EventBatch {
             seq: i as u64 + 1,
+            session: 0,
             mx_host: mx_host.into(),
             events,
         })

@@ -349,6 +349,18 @@ impl Testbed {
         ctl_json_in(n.netns.as_deref(), &n.api, args)
     }
 
+    /// Waits until the cluster answers `prefix` with a temporary refusal (no drop yet).
+    pub fn wait_refused(&self, prefix: &str) {
+        wait_until(LIMIT, &format!("a temporary refusal of {prefix}"), || {
+            let v = self.ctl_json(&["bans", "list"]).ok()?;
+            v["bans"]
+                .as_array()?
+                .iter()
+                .any(|b| b["prefix"] == prefix && b["action"] == "tempfail")
+                .then_some(())
+        });
+    }
+
     /// Waits until every MX host's kernel sets hold `prefix`.
     pub fn wait_enforced_everywhere(&self, prefix: &str) {
         wait_until(

@@ -24,6 +24,9 @@ fn start_agent(mx: &str, api: &str, log: &std::path::Path, state: &std::path::Pa
             "mx1",
             "--nft-table",
             "mxe2e",
+            // postfix_time() writes UTC stamps, whatever this host's zone.
+            "--log-timezone",
+            "UTC",
         ])
         .arg("--postfix-log")
         .arg(log)
@@ -133,6 +136,7 @@ fn postfix_log_to_kernel_drop_and_agent_restart_keeps_the_ban() {
             vec![
                 format!("{t} mx1 postfix/smtpd[{}]: connect from unknown[203.0.113.5]", 100 + i),
                 format!("{t} mx1 postfix/smtpd[{}]: NOQUEUE: reject: RCPT from unknown[203.0.113.5]: 550 5.1.1 <nobody{i}@mx1.test>: Recipient address rejected: User unknown in local recipient table; from=<spam@spam.test> to=<nobody{i}@mx1.test> proto=ESMTP helo=<spam.test>", 100 + i),
+                format!("{t} mx1 postfix/smtpd[{}]: disconnect from unknown[203.0.113.5] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4", 100 + i),
             ]
         })
         .collect();
@@ -251,4 +255,118 @@ fn dry_run_touches_no_firewall_but_answers_policy_from_the_ban_list() {
             "--dry-run created nftables table {table}"
         );
     }
+}
+
+fn nft_in(mx: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", mx, "nft"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_firewall_reload_is_undone_within_a_second_with_every_live_ban() {
+    if !e2e_available("a_firewall_reload_is_undone_within_a_second_with_every_live_ban") {
+        return;
+    }
+    let _g = serial();
+    let mut lab = Lab::new("f");
+    let mx = lab.host("mx", &["192.0.2.1/24"]);
+    let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32"]);
+    sh(&[
+        "ip",
+        "-n",
+        &mx,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "dev",
+        "eth0",
+    ]);
+    let _listener = listen_25(&mx);
+    wait_for(LIMIT, "port 25 reachable", || {
+        connects(&cl, "203.0.113.5", "192.0.2.1")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    node.netns = Some(mx.clone());
+    node.start();
+    wait_until(LIMIT, "the node to lead", || {
+        node.status()?["leader_id"].as_u64()
+    });
+    let log = dir.path().join("maillog");
+    std::fs::write(&log, "").unwrap();
+    let state = dir.path().join("agent-state");
+    let _agent = start_agent(&mx, &node.api, &log, &state);
+    for (p, why) in [("203.0.113.5", "spam run"), ("198.51.100.0/24", "snowshoe")] {
+        let out = ctl_in(
+            Some(&mx),
+            &node.api,
+            &["ban", p, "--for", "1h", "--reason", why],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_for(LIMIT, "both bans in the kernel", || {
+        in_ban4(&mx, "203.0.113.5")
+            && nft_in(&mx, &["list", "set", "inet", "mxe2e", "ban4net"]).contains("198.51.100.0/24")
+    });
+    assert!(!connects(&cl, "203.0.113.5", "192.0.2.1"));
+
+    // What `systemctl restart nftables` or a ufw reload does: every table gone.
+    sh(&["ip", "netns", "exec", &mx, "nft", "flush", "ruleset"]);
+    let flushed = Instant::now();
+    wait_for(
+        Duration::from_secs(2),
+        "the table rebuilt with its bans",
+        || {
+            in_ban4(&mx, "203.0.113.5")
+                && nft_in(&mx, &["list", "set", "inet", "mxe2e", "ban4net"])
+                    .contains("198.51.100.0/24")
+        },
+    );
+    eprintln!("flush to rebuilt: {:?}", flushed.elapsed());
+    assert!(flushed.elapsed() < Duration::from_secs(2));
+    assert!(
+        !connects(&cl, "203.0.113.5", "192.0.2.1"),
+        "dropped again after the rebuild"
+    );
+
+    // Only the drop rule for single IPv4 addresses deleted.
+    let chain = nft_in(&mx, &["-a", "list", "chain", "inet", "mxe2e", "prerouting"]);
+    let handle = chain
+        .lines()
+        .find(|l| l.contains("@ban4 "))
+        .and_then(|l| l.rsplit("handle ").next())
+        .map(|h| h.trim().to_string())
+        .expect("the ban4 rule and its handle");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &mx,
+        "nft",
+        "delete",
+        "rule",
+        "inet",
+        "mxe2e",
+        "prerouting",
+        "handle",
+        &handle,
+    ]);
+    wait_for(Duration::from_secs(2), "the drop rule restored", || {
+        nft_in(&mx, &["list", "chain", "inet", "mxe2e", "prerouting"]).contains("@ban4 ")
+    });
+    assert!(!connects(&cl, "203.0.113.5", "192.0.2.1"));
+    let agent_log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    assert!(
+        agent_log.matches("rebuilt it with 2 live bans").count() >= 2,
+        "{agent_log}"
+    );
 }

@@ -27,7 +27,7 @@ fn listed_ban(api: &str, prefix: &str) -> Option<Value> {
     v["bans"]
         .as_array()?
         .iter()
-        .find(|b| b["prefix"] == prefix)
+        .find(|b| b["prefix"] == prefix && b["action"] == "drop")
         .cloned()
 }
 
@@ -74,7 +74,7 @@ fn rotating_spammer(c: &TestCluster, addrs: &[String], prefix: &str) {
         for host in 0..3 {
             let (api, name) = mx(c, host);
             let ack = send_blocking(api, &name, rejected_session(a, t + n as i64 * 100));
-            assert_eq!((ack.accepted, ack.rejected), (3, 0));
+            assert_eq!((ack.accepted, ack.rejected), (1, 0));
         }
     }
     let ban = wait_banned_everywhere(c, prefix);
@@ -91,7 +91,7 @@ fn rotating_spammer(c: &TestCluster, addrs: &[String], prefix: &str) {
     // Every address of the prefix is covered, including ones never seen.
     let r = ip_show(&c.node(3).api, &addrs[0]);
     assert_eq!(r["banned"], true);
-    assert_eq!(counter(&r, "new connections"), 3);
+    assert_eq!(counter(&r, "bad connections (not mail)"), 3);
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn legitimate_sender_at_30_connections_a_minute_is_never_banned() {
         let r = ip_show(&c.node(3).api, sender);
         (counter(&r, "accepted messages") >= 100).then_some(r)
     });
-    assert!(counter(&r, "new connections") >= 29, "{r}");
+    assert!(counter(&r, "bad connections (not mail)") >= 29, "{r}");
     assert_eq!(r["banned"], false, "{r}");
     for n in &c.nodes {
         assert_eq!(n.ban_prefixes().unwrap(), Vec::<String>::new());
@@ -136,20 +136,41 @@ fn legitimate_sender_at_30_connections_a_minute_is_never_banned() {
 }
 
 #[test]
-fn fourth_connection_within_a_minute_on_any_mx_host_bans_the_address() {
+fn fourth_bad_connection_within_a_minute_on_any_mx_host_refuses_then_bans() {
     let _g = serial();
     let c = cluster();
     let a = "192.0.2.10";
     let t = now_ms();
     for i in 0..3 {
         let (api, name) = mx(&c, i);
-        send_blocking(api, &name, vec![connect(a, t + i as i64 * 1000)]);
+        send_blocking(api, &name, vec![quit(a, t + i as i64 * 1000)]);
     }
-    let r = ip_show_counted(&c.node(1).api, a, "new connections", 3);
-    assert_eq!(counter(&r, "new connections"), 3);
+    let r = ip_show_counted(&c.node(1).api, a, "bad connections (not mail)", 3);
+    assert_eq!(counter(&r, "bad connections (not mail)"), 3);
     assert_eq!(r["banned"], false);
     let (api, name) = mx(&c, 1);
-    send_blocking(api, &name, vec![connect(a, t + 3000)]);
+    send_blocking(api, &name, vec![quit(a, t + 3000)]);
+    // First a temporary refusal on every node (the policy service answers 450), no drop.
+    let refused = wait_until(LIMIT, "a temporary refusal on every node", || {
+        let all: Vec<Value> = c
+            .nodes
+            .iter()
+            .map(|n| {
+                let l = ctl_json(&n.api, &["bans", "list"]).ok()?;
+                l["bans"]
+                    .as_array()?
+                    .iter()
+                    .find(|b| b["prefix"] == "192.0.2.10/32")
+                    .cloned()
+            })
+            .collect::<Option<_>>()?;
+        Some(all[0].clone())
+    });
+    assert_eq!(refused["action"], "tempfail");
+    assert_eq!(refused["evidence"][0]["rule"], "connection-rate");
+    // It goes on: a ban.
+    let more: Vec<_> = (0..4).map(|i| quit(a, t + 4000 + i)).collect();
+    send_blocking(api, &name, more);
     let ban = wait_banned_everywhere(&c, "192.0.2.10/32");
     assert_eq!(ban["evidence"][0]["rule"], "connection-rate");
     let len = ban["expires_unix_ms"].as_i64().unwrap() - ban["created_unix_ms"].as_i64().unwrap();
@@ -267,8 +288,17 @@ fn safety_allowlist_observe_only_and_manual_unban_grace() {
     let out = ctl(&api, &["allow", "add", "198.51.100.0/24"]);
     assert!(out.status.success());
     send_blocking(mx_api, &name, five("198.51.100.7"));
-    let r = ip_show_counted(&c.node(2).api, "198.51.100.7", "rejected recipients", 5);
-    assert_eq!(counter(&r, "rejected recipients"), 5, "{r}");
+    let r = ip_show_counted(
+        &c.node(2).api,
+        "198.51.100.7",
+        "rejected recipients (nothing delivered)",
+        5,
+    );
+    assert_eq!(
+        counter(&r, "rejected recipients (nothing delivered)"),
+        5,
+        "{r}"
+    );
     assert_eq!(
         (r["banned"].clone(), r["allowlisted"].clone()),
         (false.into(), true.into())
@@ -279,8 +309,13 @@ fn safety_allowlist_observe_only_and_manual_unban_grace() {
     wait_banned_everywhere(&c, "192.0.2.60/32");
     assert!(ctl(&api, &["unban", "192.0.2.60"]).status.success());
     send_blocking(mx_api, &name, five("192.0.2.60"));
-    let r = ip_show_counted(&api, "192.0.2.60", "rejected recipients", 10);
-    assert_eq!(counter(&r, "rejected recipients"), 10);
+    let r = ip_show_counted(
+        &api,
+        "192.0.2.60",
+        "rejected recipients (nothing delivered)",
+        10,
+    );
+    assert_eq!(counter(&r, "rejected recipients (nothing delivered)"), 10);
     assert_eq!(r["banned"], false);
     assert!(r["suppressed_until_unix_ms"].as_i64().unwrap() > now_ms() + 3_000_000);
 
@@ -418,21 +453,27 @@ fn bad_events_are_refused_with_reasons_and_never_applied() {
     assert!(reasons[2].contains("past"));
     assert!(reasons[3].contains("kind"));
     // The good event of the batch is applied: the refused ones, in the same entry, never were.
-    ip_show_counted(api, "192.0.2.83", "new connections", 1);
+    ip_show_counted(api, "192.0.2.83", "bad connections (not mail)", 1);
     for a in ["192.0.2.80", "192.0.2.81", "192.0.2.82"] {
         assert_eq!(
-            counter(&ip_show(api, a), "new connections"),
+            counter(&ip_show(api, a), "bad connections (not mail)"),
             0,
             "{a} was applied"
         );
     }
-    assert_eq!(counter(&ip_show(api, "192.0.2.83"), "new connections"), 1);
+    assert_eq!(
+        counter(&ip_show(api, "192.0.2.83"), "bad connections (not mail)"),
+        1
+    );
 
     let huge: Vec<_> = (0..10_001).map(|i| connect("192.0.2.84", t + i)).collect();
     let ack = send_blocking(api, &name, huge);
     assert_eq!((ack.accepted, ack.rejected), (0, 10_001));
     assert!(ack.rejections[0].reason.contains("larger than the limit"));
-    assert_eq!(counter(&ip_show(api, "192.0.2.84"), "new connections"), 0);
+    assert_eq!(
+        counter(&ip_show(api, "192.0.2.84"), "bad connections (not mail)"),
+        0
+    );
     // The node is still fine.
     assert!(c.node(1).status().is_some());
 }

@@ -47,9 +47,15 @@ fn sigterm_with_agents_attached_exits_within_seconds() {
     // Both agents see their streams end (and would move to another node).
     rt.block_on(async {
         let w = tokio::time::timeout(Duration::from_secs(5), watcher.message()).await;
-        assert!(!matches!(w, Ok(Ok(Some(_)))), "watch stream must end: {w:?}");
+        assert!(
+            !matches!(w, Ok(Ok(Some(_)))),
+            "watch stream must end: {w:?}"
+        );
         let a = tokio::time::timeout(Duration::from_secs(5), acks.message()).await;
-        assert!(!matches!(a, Ok(Ok(Some(_)))), "event stream must end: {a:?}");
+        assert!(
+            !matches!(a, Ok(Ok(Some(_)))),
+            "event stream must end: {a:?}"
+        );
     });
     drop(tx);
 }

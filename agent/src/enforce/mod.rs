@@ -4,10 +4,14 @@
 //! one (nftables, table `inet <name>`), [`DryRun`] logs what it would do. Entries broader than the
 //! agent's own limit (/16 for IPv4, /32 for IPv6) are refused and logged, whatever the cluster
 //! sends. [`watch`] follows the cluster's ban-list stream into an enforcer; [`view`] is the
-//! agent's in-memory copy of the list, for the policy service.
+//! agent's in-memory copy of the list, for the policy service; [`translate`] turns stream updates
+//! into kernel operations and view changes (pure); [`guard`] rebuilds the table when a firewall
+//! reload removed it.
 
+pub mod guard;
 pub mod netlink;
 pub mod nft;
+pub mod translate;
 pub mod view;
 pub mod watch;
 
@@ -41,6 +45,9 @@ pub trait Enforcer: Send {
     fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()>;
     /// What the firewall holds now, with seconds left (used to rebuild the view at start).
     fn current(&self) -> anyhow::Result<Vec<(IpNet, u64)>>;
+    /// Is everything `setup` made still there (table, sets, drop rules)? A firewall reload
+    /// (`nft flush ruleset`, ufw, firewalld) removes it behind the agent's back.
+    fn intact(&self) -> anyhow::Result<bool>;
 }
 
 /// Broadest prefix the agent enforces, whatever the cluster sends.
@@ -81,5 +88,9 @@ impl Enforcer for DryRun {
 
     fn current(&self) -> anyhow::Result<Vec<(IpNet, u64)>> {
         Ok(vec![])
+    }
+
+    fn intact(&self) -> anyhow::Result<bool> {
+        Ok(true)
     }
 }

@@ -352,6 +352,23 @@ impl Enforcer for NftEnforcer {
         self.run_script(&script)
     }
 
+    fn intact(&self) -> anyhow::Result<bool> {
+        let chain = match self.query(&["list", "chain", "inet", &self.table, "prerouting"]) {
+            Ok(text) => text,
+            Err(e) if format!("{e:#}").contains("No such file") => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let rules = [
+            "@allow4 accept",
+            "@allow6 accept",
+            "@ban4 ",
+            "@ban4net ",
+            "@ban6 ",
+            "@ban6net ",
+        ];
+        Ok(rules.iter().all(|r| chain.contains(r)))
+    }
+
     fn current(&self) -> anyhow::Result<Vec<(IpNet, u64)>> {
         let mut out = Vec::new();
         for set in ["ban4", "ban6", "ban4net", "ban6net"] {

@@ -1,8 +1,8 @@
 //! The agent's own view of the ban list: what the cluster has banned and until when, for the
 //! policy service to answer from memory without ever waiting on the cluster.
 
-use mxrep_common::lock::RwLockExt as _;
 use ipnet::IpNet;
+use mxrep_common::lock::RwLockExt as _;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -12,6 +12,8 @@ use std::sync::{Arc, RwLock};
 pub struct Known {
     pub expires_ms: i64,
     pub reason: String,
+    /// Only a temporary refusal (the policy service answers 450), not a drop.
+    pub tempfail: bool,
 }
 
 /// Shared ban view; cheap to clone.
@@ -26,17 +28,21 @@ impl BanView {
     }
 
     pub fn insert(&self, p: IpNet, k: Known) {
-        self.inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(p, k);
+        self.inner.write_locked().insert(p, k);
     }
 
     pub fn remove(&self, p: &IpNet) {
+        self.inner.write_locked().remove(p);
+    }
+
+    /// Unexpired entries that drop, with seconds left: what the firewall must hold.
+    pub fn dropping(&self, now_ms: i64) -> Vec<(IpNet, u64)> {
         self.inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(p);
+            .read_locked()
+            .iter()
+            .filter(|(_, k)| !k.tempfail)
+            .filter_map(|(p, k)| Some((*p, super::translate::remaining(k.expires_ms, now_ms)?)))
+            .collect()
     }
 
     pub fn len(&self) -> usize {

@@ -6,14 +6,12 @@
 //! gone. The version reached is kept in the state dir; after a reconnect, or a restart of the
 //! agent, the stream resumes from it, and while no node answers the sets stay as they are.
 
-use mxrep_common::lock::MutexExt as _;
+use super::translate::{translate, ViewChange};
 use super::view::{BanView, Known};
-use super::{BanOp, Enforcer};
+use super::Enforcer;
 use crate::state_dir::StateDir;
-use ipnet::IpNet;
+use mxrep_common::lock::MutexExt as _;
 use mxrep_proto::v1 as pb;
-use pb::ban_update::Update;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,12 +19,7 @@ pub type SharedEnforcer = Arc<Mutex<Box<dyn Enforcer>>>;
 
 use mxrep_common::clock::unix_ms as now_ms;
 
-/// Seconds left of a ban, rounded up; None once expired.
-fn remaining(expires_ms: i64, now: i64) -> Option<u64> {
-    (expires_ms > now).then(|| ((expires_ms - now + 999) / 1000) as u64)
-}
-
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     e: &SharedEnforcer,
     f: impl FnOnce(&mut dyn Enforcer) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
@@ -58,6 +51,7 @@ pub async fn follow(
                             Known {
                                 expires_ms: now + left as i64 * 1000,
                                 reason: "banned before this agent started".into(),
+                                tempfail: false,
                             },
                         )
                     })
@@ -116,79 +110,27 @@ async fn session(
                 Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
             }
         }
-        let now = now_ms();
-        let mut ops = Vec::new();
-        for u in updates {
-            match u.update {
-                Some(Update::Snapshot(s)) => {
-                    ops.clear();
-                    let mut known = BTreeMap::new();
-                    let mut desired = Vec::new();
-                    for b in s.bans {
-                        let Ok(p) = b.prefix.parse::<IpNet>() else {
-                            continue;
-                        };
-                        if let Some(left) = remaining(b.expires_unix_ms, now) {
-                            desired.push((p, left));
-                            known.insert(
-                                p,
-                                Known {
-                                    expires_ms: b.expires_unix_ms,
-                                    reason: b.reason,
-                                },
-                            );
-                        }
-                    }
-                    let n = desired.len();
-                    blocking(enforcer, move |e| e.reconcile(&desired)).await?;
-                    view.replace(known);
-                    *version = s.version;
-                    tracing::info!(
-                        "reconciled the sets with the cluster's {n} bans (version {})",
-                        s.version
-                    );
-                }
-                Some(Update::Change(c)) => {
-                    let kind = c.kind();
-                    let Some(b) = c.ban else { continue };
-                    let Ok(p) = b.prefix.parse::<IpNet>() else {
-                        continue;
-                    };
-                    match kind {
-                        pb::BanChangeKind::Added | pb::BanChangeKind::Extended => {
-                            if let Some(left) = remaining(b.expires_unix_ms, now) {
-                                ops.push(if kind == pb::BanChangeKind::Added {
-                                    BanOp::Add {
-                                        prefix: p,
-                                        timeout_secs: left,
-                                    }
-                                } else {
-                                    BanOp::Refresh {
-                                        prefix: p,
-                                        timeout_secs: left,
-                                    }
-                                });
-                                view.insert(
-                                    p,
-                                    Known {
-                                        expires_ms: b.expires_unix_ms,
-                                        reason: b.reason,
-                                    },
-                                );
-                            }
-                        }
-                        _ => {
-                            ops.push(BanOp::Remove { prefix: p });
-                            view.remove(&p);
-                        }
-                    }
-                    *version = (*version).max(c.version);
-                }
-                None => {}
+        let t = translate(updates, now_ms());
+        if let Some(snap) = t.snapshot {
+            let n = snap.desired.len();
+            let desired = snap.desired;
+            blocking(enforcer, move |e| e.reconcile(&desired)).await?;
+            view.replace(snap.known);
+            *version = snap.version;
+            tracing::info!(
+                "reconciled the sets with the cluster's {n} bans (version {})",
+                snap.version
+            );
+        }
+        for c in t.view {
+            match c {
+                ViewChange::Insert(p, k) => view.insert(p, k),
+                ViewChange::Remove(p) => view.remove(&p),
             }
         }
-        if !ops.is_empty() {
-            let n = ops.len();
+        *version = (*version).max(t.version);
+        if !t.ops.is_empty() {
+            let (n, ops) = (t.ops.len(), t.ops);
             blocking(enforcer, move |e| e.apply(&ops)).await?;
             tracing::debug!("applied {n} ban changes (version {})", *version);
         }

@@ -56,10 +56,16 @@ impl ConnectionTracker {
         let mut out = vec![];
         if program.ends_with("postscreen") {
             if let Some(Kind::ProtocolError(p)) = &e.kind {
-                let c = Conn { protocol_error: Some(p.detail.clone()), ..Conn::default() };
+                let c = Conn {
+                    protocol_error: Some(p.detail.clone()),
+                    ..Conn::default()
+                };
                 out.push(verdict(t, addr, &c, None));
             } else if let Some(Kind::Rejected(_)) = &e.kind {
-                let c = Conn { hard_rejects: 1, ..Conn::default() };
+                let c = Conn {
+                    hard_rejects: 1,
+                    ..Conn::default()
+                };
                 out.push(verdict(t, addr, &c, None));
             }
             return out;
@@ -73,7 +79,14 @@ impl ConnectionTracker {
                 out.extend(self.judge_oldest());
             }
             let name = line.client_name.unwrap_or_default();
-            self.open.insert(key, Conn { last_ms: t, client_name: name, ..Conn::default() });
+            self.open.insert(
+                key,
+                Conn {
+                    last_ms: t,
+                    client_name: name,
+                    ..Conn::default()
+                },
+            );
             return out;
         }
         let c = self.open.entry(key.clone()).or_default();
@@ -127,9 +140,17 @@ impl ConnectionTracker {
     }
 
     fn judge_oldest(&mut self) -> Vec<pb::Event> {
-        let oldest = self.open.iter().min_by_key(|(_, c)| c.last_ms).map(|(k, _)| k.clone());
+        let oldest = self
+            .open
+            .iter()
+            .min_by_key(|(_, c)| c.last_ms)
+            .map(|(k, _)| k.clone());
         oldest
-            .and_then(|k| self.open.remove(&k).map(|c| verdict(c.last_ms, k.2, &c, None)))
+            .and_then(|k| {
+                self.open
+                    .remove(&k)
+                    .map(|c| verdict(c.last_ms, k.2, &c, None))
+            })
             .into_iter()
             .collect()
     }
@@ -156,22 +177,37 @@ fn verdict(t: i64, addr: IpAddr, c: &Conn, commands: Option<&[pb::CommandCount]>
     use pb::Verdict::{Bad, Delivered, Neutral};
     let (v, reason) = if messages > 0 {
         if c.unknown_users > forgiven {
-            (Bad, format!("{} unknown recipients beside {messages} messages", c.unknown_users))
+            (
+                Bad,
+                format!(
+                    "{} unknown recipients beside {messages} messages",
+                    c.unknown_users
+                ),
+            )
         } else {
             (Delivered, format!("{messages} messages accepted"))
         }
     } else if c.auth_failures > 0 {
-        (Bad, format!("{} SASL authentication failures", c.auth_failures))
+        (
+            Bad,
+            format!("{} SASL authentication failures", c.auth_failures),
+        )
     } else if c.relay_denied {
         (Bad, "relay access denied".into())
     } else if let Some(p) = &c.protocol_error {
         (Bad, p.clone())
     } else if rejected > 0 {
-        (Bad, format!("{rejected} recipients rejected, nothing accepted"))
+        (
+            Bad,
+            format!("{rejected} recipients rejected, nothing accepted"),
+        )
     } else if c.deferred > 0 {
         (Neutral, format!("{} temporary refusals only", c.deferred))
     } else if rcpt_ok > 0 || mail_ok > 0 {
-        (Neutral, "MAIL/RCPT without DATA (address verification)".into())
+        (
+            Neutral,
+            "MAIL/RCPT without DATA (address verification)".into(),
+        )
     } else if commands.is_none() {
         (Neutral, "no disconnect logged".into())
     } else {

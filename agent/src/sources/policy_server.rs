@@ -5,7 +5,8 @@
 //!
 //! Every request becomes an event for the cluster and is answered at once from the agent's own
 //! ban view — `REJECT` with a clear text for a banned address the firewall has not dropped (dry
-//! run, or the moment before the set is updated), `DUNNO` otherwise. It never waits on the
+//! run, or the moment before the set is updated), `DEFER_IF_PERMIT` (450) for an address the
+//! cluster refuses temporarily (too many connections that were not mail), `DUNNO` otherwise. It never waits on the
 //! cluster. A malformed or oversized request closes that connection only, as the protocol
 //! expects.
 
@@ -63,7 +64,12 @@ impl PolicyService {
                     .filter(|c| !c.is_control())
                     .take(200)
                     .collect();
-                format!("REJECT 5.7.1 mxrep: {addr} is banned ({net}: {reason})")
+                if k.tempfail {
+                    let left = (k.expires_ms - now).max(0) / 1000;
+                    format!("DEFER_IF_PERMIT 4.7.1 mxrep: {addr} refused for now, try again in {left} s ({reason})")
+                } else {
+                    format!("REJECT 5.7.1 mxrep: {addr} is banned ({net}: {reason})")
+                }
             }
             None => "DUNNO".into(),
         }

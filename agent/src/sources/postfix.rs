@@ -118,7 +118,12 @@ fn header<'a>(line: &'a str, now: DateTime<Utc>, tz: &LogTimezone) -> Option<Hea
             now,
             tz,
         )?;
-        return Some(Header { t, program: c.get(5)?.as_str(), pid: pid(c.get(6)), msg: c.get(7)?.as_str() });
+        return Some(Header {
+            t,
+            program: c.get(5)?.as_str(),
+            pid: pid(c.get(6)),
+            msg: c.get(7)?.as_str(),
+        });
     }
     if let Some(c) = p.iso.captures(line) {
         return Some(Header {
@@ -206,7 +211,11 @@ pub fn parse_line(line: &str, now: DateTime<Utc>) -> Parsed {
 pub fn parse_line_in(line: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Line {
     let line = line.trim_end_matches(['\r', '\n']);
     let Some(h) = header(line, now, tz) else {
-        return Line { parsed: Parsed::NotUnderstood, process: None, client_name: None };
+        return Line {
+            parsed: Parsed::NotUnderstood,
+            process: None,
+            client_name: None,
+        };
     };
     let process = h.pid.map(|pid| (h.program.to_string(), pid));
     let client_name = h
@@ -214,7 +223,11 @@ pub fn parse_line_in(line: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Line {
         .strip_prefix("connect from ")
         .and_then(|rest| rest.split('[').next())
         .map(|n| n.to_string());
-    Line { parsed: message(h.t, h.program, h.msg), process, client_name }
+    Line {
+        parsed: message(h.t, h.program, h.msg),
+        process,
+        client_name,
+    }
 }
 
 /// The event of one message from `program`, stamped `t`.

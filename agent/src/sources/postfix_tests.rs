@@ -261,10 +261,16 @@ mod verdicts {
         for x in &v {
             *by.entry((x.verdict, x.reason.clone())).or_default() += 1;
         }
-        let delivered = v.iter().filter(|x| x.verdict == pb::Verdict::Delivered as i32).count();
+        let delivered = v
+            .iter()
+            .filter(|x| x.verdict == pb::Verdict::Delivered as i32)
+            .count();
         assert_eq!(delivered, 202, "{by:?}");
         // The nine refused sessions: greylisted (neutral) or rejected (bad), never delivered.
-        assert!(v.iter().filter(|x| x.verdict != pb::Verdict::Delivered as i32).all(|x| x.messages == 0));
+        assert!(v
+            .iter()
+            .filter(|x| x.verdict != pb::Verdict::Delivered as i32)
+            .all(|x| x.messages == 0));
     }
 
     #[test]
@@ -282,13 +288,28 @@ mod verdicts {
         // Greylisted only: neutral.
         text += &log(2, &["connect from unknown[192.0.2.8]", "NOQUEUE: reject: RCPT from unknown[192.0.2.8]: 450 4.2.0 <a@mx1.test>: Recipient address rejected: Greylisted; from=<s@example.net> to=<a@mx1.test> proto=ESMTP helo=<x>", "disconnect from unknown[192.0.2.8] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4"]);
         // Recipient verification callout: RCPT then QUIT, no DATA: neutral.
-        text += &log(3, &["connect from mx.other.test[192.0.2.9]", "disconnect from mx.other.test[192.0.2.9] ehlo=1 mail=1 rcpt=1 quit=1 commands=4"]);
+        text += &log(
+            3,
+            &[
+                "connect from mx.other.test[192.0.2.9]",
+                "disconnect from mx.other.test[192.0.2.9] ehlo=1 mail=1 rcpt=1 quit=1 commands=4",
+            ],
+        );
         // Connect and quit: bad.
-        text += &log(4, &["connect from unknown[192.0.2.10]", "disconnect from unknown[192.0.2.10] ehlo=1 quit=1 commands=2"]);
+        text += &log(
+            4,
+            &[
+                "connect from unknown[192.0.2.10]",
+                "disconnect from unknown[192.0.2.10] ehlo=1 quit=1 commands=2",
+            ],
+        );
         // Relay denied: bad.
         text += &log(5, &["connect from unknown[192.0.2.11]", "NOQUEUE: reject: RCPT from unknown[192.0.2.11]: 554 5.7.1 <x@elsewhere.test>: Relay access denied; from=<s@x> to=<x@elsewhere.test> proto=ESMTP helo=<x>", "disconnect from unknown[192.0.2.11] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4"]);
         let v = run(&text);
-        let got: Vec<(i32, &str)> = v.iter().map(|x| (x.verdict, x.client_name.as_str())).collect();
+        let got: Vec<(i32, &str)> = v
+            .iter()
+            .map(|x| (x.verdict, x.client_name.as_str()))
+            .collect();
         use pb::Verdict::*;
         assert_eq!(
             got,
@@ -307,7 +328,9 @@ mod verdicts {
     #[test]
     fn zone_less_stamps_follow_the_log_timezone() {
         let line = "Jul  1 12:00:00 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.7]";
-        let now = chrono::DateTime::parse_from_rfc3339("2026-07-02T00:00:00Z").unwrap().to_utc();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-07-02T00:00:00Z")
+            .unwrap()
+            .to_utc();
         let at = |tz: &str| match parse_line_in(line, now, &tz.parse().unwrap()).parsed {
             crate::sources::postfix::Parsed::Event(e) => e.time_unix_ms,
             other => panic!("{other:?}"),

@@ -28,7 +28,10 @@ impl LogTimezone {
         fn at<Z: TimeZone>(z: &Z, t: &NaiveDateTime) -> Option<i64> {
             z.from_local_datetime(t)
                 .earliest()
-                .or_else(|| z.from_local_datetime(&(*t + chrono::Duration::hours(1))).earliest())
+                .or_else(|| {
+                    z.from_local_datetime(&(*t + chrono::Duration::hours(1)))
+                        .earliest()
+                })
                 .map(|d| d.timestamp_millis())
         }
         match self {
@@ -55,7 +58,12 @@ impl FromStr for LogTimezone {
             let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
             let ok = digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit());
             let secs = ok
-                .then(|| Some(digits[..2].parse::<i32>().ok()? * 3600 + digits[2..].parse::<i32>().ok()? * 60))
+                .then(|| {
+                    Some(
+                        digits[..2].parse::<i32>().ok()? * 3600
+                            + digits[2..].parse::<i32>().ok()? * 60,
+                    )
+                })
                 .flatten()
                 .filter(|x| *x < 24 * 3600);
             let sign = if s.starts_with('-') { -1 } else { 1 };
@@ -83,10 +91,17 @@ mod tests {
         let t = naive("2026-07-01 12:00:00");
         let utc = LogTimezone::Utc.resolve(&t).unwrap();
         let berlin: LogTimezone = "Europe/Berlin".parse().unwrap();
-        assert_eq!(utc - berlin.resolve(&t).unwrap(), 2 * 3_600_000, "CEST is UTC+2");
+        assert_eq!(
+            utc - berlin.resolve(&t).unwrap(),
+            2 * 3_600_000,
+            "CEST is UTC+2"
+        );
         let fixed: LogTimezone = "-05:30".parse().unwrap();
         assert_eq!(fixed.resolve(&t).unwrap() - utc, 5 * 3_600_000 + 1_800_000);
-        assert_eq!("+0200".parse::<LogTimezone>().unwrap(), LogTimezone::Fixed(FixedOffset::east_opt(7200).unwrap()));
+        assert_eq!(
+            "+0200".parse::<LogTimezone>().unwrap(),
+            LogTimezone::Fixed(FixedOffset::east_opt(7200).unwrap())
+        );
         assert_eq!("utc".parse::<LogTimezone>().unwrap(), LogTimezone::Utc);
     }
 
@@ -95,10 +110,20 @@ mod tests {
         let berlin: LogTimezone = "Europe/Berlin".parse().unwrap();
         // 02:30 on 2026-03-29 never happened in Berlin: read as 03:30 CEST = 01:30 UTC.
         let gap = berlin.resolve(&naive("2026-03-29 02:30:00")).unwrap();
-        assert_eq!(gap, LogTimezone::Utc.resolve(&naive("2026-03-29 01:30:00")).unwrap());
+        assert_eq!(
+            gap,
+            LogTimezone::Utc
+                .resolve(&naive("2026-03-29 01:30:00"))
+                .unwrap()
+        );
         // 02:30 on 2026-10-25 happened twice: the first (CEST) is taken.
         let fold = berlin.resolve(&naive("2026-10-25 02:30:00")).unwrap();
-        assert_eq!(fold, LogTimezone::Utc.resolve(&naive("2026-10-25 00:30:00")).unwrap());
+        assert_eq!(
+            fold,
+            LogTimezone::Utc
+                .resolve(&naive("2026-10-25 00:30:00"))
+                .unwrap()
+        );
     }
 
     #[test]

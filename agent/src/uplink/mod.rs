@@ -151,9 +151,15 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
     tracing::info!("uplink connected to {addr}");
     // Batches a failed stream left unacknowledged go first, with the same sequence numbers, so
     // the cluster counts each once even if the first copy was committed.
-    let mut in_flight: VecDeque<(u64, Vec<pb::Event>)> = std::mem::take(&mut *shared.unacked.locked());
+    let mut in_flight: VecDeque<(u64, Vec<pb::Event>)> =
+        std::mem::take(&mut *shared.unacked.locked());
     for (seq, events) in &in_flight {
-        let batch = pb::EventBatch { seq: *seq, session: shared.session, mx_host: cfg.mx_host.clone(), events: events.clone() };
+        let batch = pb::EventBatch {
+            seq: *seq,
+            session: shared.session,
+            mx_host: cfg.mx_host.clone(),
+            events: events.clone(),
+        };
         if tx.send(batch).await.is_err() {
             *shared.unacked.locked() = in_flight;
             return Err("the stream closed".into());

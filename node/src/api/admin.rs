@@ -3,10 +3,10 @@
 //! Reads are answered from this node's applied state; writes go through the cluster handle, which
 //! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
 
-use mxrep_common::lock::RwLockExt as _;
 use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
 use crate::state::{parse_address, parse_prefix, BanChangeKind, BanSource, Command, Policy};
+use mxrep_common::lock::RwLockExt as _;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};

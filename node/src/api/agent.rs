@@ -6,12 +6,12 @@
 //! node's applied state: a snapshot of the ban set, or — when the agent already holds a version
 //! this node still has the history for — only the changes after it, then every change as applied.
 
-use mxrep_common::lock::RwLockExt as _;
 use super::convert::ban_to_pb;
 use crate::ingest::{validate_batch, Aggregator, Limits, Submission};
 use crate::raft::Cluster;
 use crate::state::{BanChange, BanChangeKind};
 use mxrep_common::clock::unix_ms;
+use mxrep_common::lock::RwLockExt as _;
 use mxrep_common::shutdown::Shutdown;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::agent_server::Agent;

@@ -10,6 +10,7 @@ mod ip;
 mod observe_only;
 mod policy;
 mod render;
+mod replay;
 mod status;
 mod unban;
 
@@ -75,6 +76,8 @@ pub enum CtlCommand {
         #[command(subcommand)]
         command: observe_only::ObserveOnlyCommand,
     },
+    /// What mxrep would have decided over Postfix logs, offline, with a policy.
+    Replay(replay::ReplayArgs),
 }
 
 /// Output settings shared by the commands.
@@ -125,8 +128,12 @@ pub fn status_error(endpoint: &str, s: tonic::Status) -> anyhow::Error {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut client = connect(&cli.endpoint).await?;
     let out = Output { json: cli.json };
+    let cli = match cli.command {
+        CtlCommand::Replay(a) => return replay::run(&out, a),
+        command => Cli { command, ..cli },
+    };
+    let mut client = connect(&cli.endpoint).await?;
     let ep = cli.endpoint.as_str();
     let res = match cli.command {
         CtlCommand::Status => status::run(&mut client, &out).await,
@@ -138,6 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         CtlCommand::Policy { command } => policy::run(&mut client, &out, command).await,
         CtlCommand::Allow { command } => allow::run(&mut client, &out, command).await,
         CtlCommand::ObserveOnly { command } => observe_only::run(&mut client, &out, command).await,
+        CtlCommand::Replay(_) => unreachable!("replay runs offline, above"),
     };
     res.map_err(|e| match e.downcast::<tonic::Status>() {
         Ok(s) => status_error(ep, s),

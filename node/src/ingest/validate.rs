@@ -56,7 +56,10 @@ fn verdict_of(kind: &Kind) -> Result<Option<VerdictDelta>, String> {
     };
     let verdict = match pb::Verdict::try_from(v.verdict) {
         Ok(pb::Verdict::Unspecified) | Err(_) => {
-            return Err(format!("connection verdict {} is not one of delivered, neutral, bad", v.verdict))
+            return Err(format!(
+                "connection verdict {} is not one of delivered, neutral, bad",
+                v.verdict
+            ))
         }
         Ok(x) => x,
     };
@@ -67,7 +70,11 @@ fn verdict_of(kind: &Kind) -> Result<Option<VerdictDelta>, String> {
     Ok(Some(VerdictDelta {
         verdict,
         messages: v.messages,
-        rejects: if verdict == pb::Verdict::Delivered { 0 } else { v.rejected_recipients },
+        rejects: if verdict == pb::Verdict::Delivered {
+            0
+        } else {
+            v.rejected_recipients
+        },
         auth_failures: v.auth_failures,
         verified_name: (!name.is_empty() && name != "unknown").then_some(name),
     }))
@@ -212,9 +219,15 @@ mod tests {
             })
         };
         let bad = verdict_of(&v(pb::Verdict::Bad, 3)).unwrap().unwrap();
-        assert_eq!((bad.rejects, bad.verified_name.as_deref()), (3, Some("mail.example.org")));
+        assert_eq!(
+            (bad.rejects, bad.verified_name.as_deref()),
+            (3, Some("mail.example.org"))
+        );
         let good = verdict_of(&v(pb::Verdict::Delivered, 2)).unwrap().unwrap();
-        assert_eq!(good.rejects, 0, "unknown recipients beside a delivery are forgiven");
+        assert_eq!(
+            good.rejects, 0,
+            "unknown recipients beside a delivery are forgiven"
+        );
         assert!(verdict_of(&v(pb::Verdict::Unspecified, 0)).is_err());
         assert_eq!(verdict_of(&Kind::Connect(pb::Connect {})).unwrap(), None);
     }

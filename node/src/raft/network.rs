@@ -5,9 +5,9 @@
 //! time-to-live for it; a peer that cannot be reached is reported as `Unreachable`, so openraft
 //! backs off instead of hammering it.
 
-use mxrep_common::lock::MutexExt as _;
 use super::codec;
 use super::types::{MxNode, NodeId, TypeConfig};
+use mxrep_common::lock::MutexExt as _;
 use mxrep_proto::v1::peer_client::PeerClient;
 use mxrep_proto::v1::{RaftMessage, SnapshotChunk};
 use openraft::error::{

@@ -4,10 +4,10 @@
 //! The state itself lives in memory. On restart it is rebuilt from the last snapshot on disk, and
 //! openraft re-applies the committed log entries after it.
 
-use mxrep_common::lock::RwLockExt as _;
 use super::codec;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::state::{BanChange, ReputationState, Response};
+use mxrep_common::lock::RwLockExt as _;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};

@@ -36,7 +36,10 @@ impl BatchLedger {
         if session == 0 {
             return true;
         }
-        let m = self.sessions.entry((host.to_string(), session)).or_default();
+        let m = self
+            .sessions
+            .entry((host.to_string(), session))
+            .or_default();
         m.last_ms = m.last_ms.max(now_ms);
         if seq > m.high || m.seen == 0 {
             let shift = seq.saturating_sub(m.high);

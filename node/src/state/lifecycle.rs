@@ -27,7 +27,10 @@ impl ReputationState {
         }
         match self.bans.get_mut(&prefix) {
             Some(existing) => {
-                if existing.drops() && expires_ms <= existing.expires_ms && existing.reason == reason {
+                if existing.drops()
+                    && expires_ms <= existing.expires_ms
+                    && existing.reason == reason
+                {
                     return None;
                 }
                 existing.expires_ms = existing.expires_ms.max(expires_ms);

@@ -106,8 +106,12 @@ impl ReputationState {
             } => changes.extend(self.observe(index, hosts, batches, observations)),
             Command::SetPolicy(p) => {
                 if p.windows() != self.policy.windows()
-                    || p.changing_addresses.levels(true).ne(self.policy.changing_addresses.levels(true))
-                    || p.changing_addresses.levels(false).ne(self.policy.changing_addresses.levels(false))
+                    || p.changing_addresses
+                        .levels(true)
+                        .ne(self.policy.changing_addresses.levels(true))
+                    || p.changing_addresses
+                        .levels(false)
+                        .ne(self.policy.changing_addresses.levels(false))
                 {
                     // Buckets are sized by the windows: counts of other sizes would mislead.
                     self.addrs.clear();

@@ -131,7 +131,11 @@ pub fn name_allowed(allowed: &[String], name: &str) -> bool {
         return false;
     }
     allowed.iter().any(|a| {
-        let a = a.trim().trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+        let a = a
+            .trim()
+            .trim_start_matches('.')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         name == a || name.ends_with(&format!(".{a}"))
     })
 }
@@ -141,7 +145,10 @@ mod tests {
     #[test]
     fn names_match_on_label_boundaries() {
         let allowed = vec!["outlook.com".to_string(), ".google.com".to_string()];
-        assert!(super::name_allowed(&allowed, "mail-db8.eurprd.outbound.protection.OUTLOOK.com"));
+        assert!(super::name_allowed(
+            &allowed,
+            "mail-db8.eurprd.outbound.protection.OUTLOOK.com"
+        ));
         assert!(super::name_allowed(&allowed, "google.com."));
         assert!(!super::name_allowed(&allowed, "evil-outlook.com"));
         assert!(!super::name_allowed(&allowed, "unknown"));

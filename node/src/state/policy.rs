@@ -250,8 +250,18 @@ impl Policy {
             ));
         }
         for (wider, first, broadest, fam) in [
-            (&c.ipv4_wider_prefix_lens, c.ipv4_prefix_len, s.max_breadth_ipv4, "ipv4"),
-            (&c.ipv6_wider_prefix_lens, c.ipv6_prefix_len, s.max_breadth_ipv6, "ipv6"),
+            (
+                &c.ipv4_wider_prefix_lens,
+                c.ipv4_prefix_len,
+                s.max_breadth_ipv4,
+                "ipv4",
+            ),
+            (
+                &c.ipv6_wider_prefix_lens,
+                c.ipv6_prefix_len,
+                s.max_breadth_ipv6,
+                "ipv6",
+            ),
         ] {
             for w in wider.iter() {
                 if *w >= first || *w < broadest {
@@ -265,12 +275,17 @@ impl Policy {
             return Err("changing_addresses.bad_to_good_ratio must be at least 1".into());
         }
         if !(60..=30 * 86400).contains(&c.good_memory_secs) {
-            return Err("changing_addresses.good_memory_secs must be between 60 and 2592000".into());
+            return Err(
+                "changing_addresses.good_memory_secs must be between 60 and 2592000".into(),
+            );
         }
         if self.connection_rate.good_history_factor == 0 {
             return Err("connection_rate.good_history_factor must be at least 1".into());
         }
-        if s.allow_client_names.iter().any(|n| n.trim().trim_start_matches('.').is_empty()) {
+        if s.allow_client_names
+            .iter()
+            .any(|n| n.trim().trim_start_matches('.').is_empty())
+        {
             return Err("safety.allow_client_names has an empty name".into());
         }
         if c.distinct_addresses < 2 {

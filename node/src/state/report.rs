@@ -67,13 +67,43 @@ impl ReputationState {
         let (counters, mx_hosts) = match self.addrs.get(addr) {
             Some(st) => (
                 vec![
-                    c(CounterName::BadConnections, st.bad.sum(now, cw), cw, p.connection_rate.max_connections),
-                    c(CounterName::NeutralConnections, st.neutral.sum(now, rw), rw, 0),
-                    c(CounterName::DeliveredConnections, st.delivered.sum(now, rw), rw, 0),
-                    c(CounterName::Messages, st.messages.sum(now, mw), mw, p.message_rate.max_messages),
+                    c(
+                        CounterName::BadConnections,
+                        st.bad.sum(now, cw),
+                        cw,
+                        p.connection_rate.max_connections,
+                    ),
+                    c(
+                        CounterName::NeutralConnections,
+                        st.neutral.sum(now, rw),
+                        rw,
+                        0,
+                    ),
+                    c(
+                        CounterName::DeliveredConnections,
+                        st.delivered.sum(now, rw),
+                        rw,
+                        0,
+                    ),
+                    c(
+                        CounterName::Messages,
+                        st.messages.sum(now, mw),
+                        mw,
+                        p.message_rate.max_messages,
+                    ),
                     c(CounterName::DeliveredRecently, st.good.sum(now, gm), gm, 0),
-                    c(CounterName::RejectedRecipients, st.rejects.sum(now, rw), rw, p.rejects.max_rejects),
-                    c(CounterName::AuthFailures, st.auth_failures.sum(now, rw), rw, p.rejects.max_auth_failures),
+                    c(
+                        CounterName::RejectedRecipients,
+                        st.rejects.sum(now, rw),
+                        rw,
+                        p.rejects.max_rejects,
+                    ),
+                    c(
+                        CounterName::AuthFailures,
+                        st.auth_failures.sum(now, rw),
+                        rw,
+                        p.rejects.max_auth_failures,
+                    ),
                 ],
                 self.host_names(st.hosts),
             ),
@@ -86,7 +116,12 @@ impl ReputationState {
                 let (b, g) = ps.weigh(now, ca.window_secs, gm);
                 (
                     vec![
-                        c(CounterName::BadOnlyMembers, b, ca.window_secs, ca.distinct_addresses),
+                        c(
+                            CounterName::BadOnlyMembers,
+                            b,
+                            ca.window_secs,
+                            ca.distinct_addresses,
+                        ),
                         c(CounterName::DeliveringMembers, g, gm, 0),
                     ],
                     self.host_names(ps.hosts),
@@ -118,7 +153,10 @@ impl ReputationState {
             prefix_mx_hosts,
             distances,
             bans: covering(&self.bans, addr).into_iter().cloned().collect(),
-            observed: covering(&self.observed, addr).into_iter().cloned().collect(),
+            observed: covering(&self.observed, addr)
+                .into_iter()
+                .cloned()
+                .collect(),
             allowlisted: self.is_allowed(&key) || self.is_name_allowed(addr),
             suppressed_until_ms: [key, prefix]
                 .iter()

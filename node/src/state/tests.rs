@@ -110,21 +110,33 @@ fn arb_command() -> impl Strategy<Value = Command> {
         arb_prefix().prop_map(|prefix| Command::Unban { prefix }),
         (arb_prefix(), any::<bool>()).prop_map(|(prefix, add)| Command::Allow { prefix, add }),
         Just(Command::ClearObserveOnly),
-        (prop::collection::vec(arb_observation(), 1..40), 0u64..3, 0u64..6).prop_map(
-            |(observations, session, seq)| Command::Observe {
+        (
+            prop::collection::vec(arb_observation(), 1..40),
+            0u64..3,
+            0u64..6
+        )
+            .prop_map(|(observations, session, seq)| Command::Observe {
                 hosts: vec!["mx1".into(), "mx2".into(), "mx3".into()],
                 batches: (0..3)
-                    .map(|h| BatchId { host: h, session, seq: seq + h as u64 })
+                    .map(|h| BatchId {
+                        host: h,
+                        session,
+                        seq: seq + h as u64
+                    })
                     .collect(),
                 observations,
-            }
-        ),
+            }),
     ]
 }
 
 fn arb_observation() -> impl Strategy<Value = Observation> {
-    (arb_prefix(), 0u32..3, 0u32..1000, prop::array::uniform6(0u32..4)).prop_map(
-        |(p, batch, at, n)| Observation {
+    (
+        arb_prefix(),
+        0u32..3,
+        0u32..1000,
+        prop::array::uniform6(0u32..4),
+    )
+        .prop_map(|(p, batch, at, n)| Observation {
             addr: p.addr(),
             batch,
             at,
@@ -135,8 +147,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
             rejects: n[4],
             auth_failures: n[5],
             verified_name: (n[0] == 3).then(|| "mail.example.org".to_string()),
-        },
-    )
+        })
 }
 
 fn arb_log() -> impl Strategy<Value = Vec<Request>> {

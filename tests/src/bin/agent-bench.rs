@@ -218,6 +218,7 @@ fn policy_bench() {
             Known {
                 expires_ms: i64::MAX,
                 reason: "bench".into(),
+                tempfail: false,
             },
         );
         // Events go to an uplink whose cluster is unreachable: pushing costs what it costs live.

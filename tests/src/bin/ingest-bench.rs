@@ -9,7 +9,7 @@
 use mxrep_node::ingest::{validate_batch, Limits};
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::agent_server::{Agent, AgentServer};
-use mxrep_tests::events::{connect, now_ms};
+use mxrep_tests::events::{now_ms, quit};
 use mxrep_tests::{TestCluster, Tuning};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,11 +97,12 @@ async fn stream_load(
     let deadline = Instant::now() + Duration::from_secs(secs);
     let make = |seq: u64| pb::EventBatch {
         seq,
+        session: seed + 1,
         mx_host: host.clone(),
         events: (0..batch)
             .map(|i| {
                 let n = (seed * 1_000_003 + seq * batch + i).wrapping_mul(2_654_435_761) % 131_072;
-                connect(
+                quit(
                     &format!("198.{}.{}.{}", 18 + (n >> 16), (n >> 8) & 255, n & 255),
                     now_ms(),
                 )

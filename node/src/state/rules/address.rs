@@ -34,7 +34,13 @@ pub fn assess(s: &ReputationState, addr: IpAddr, now: u32) -> Vec<Assessment> {
         String::new()
     };
     let hosts = s.host_names(st.hosts);
-    let decide = |rule: &'static str, counter: CounterName, count: u32, window: u32, base: u64, action, reason: String| Decision {
+    let decide = |rule: &'static str,
+                  counter: CounterName,
+                  count: u32,
+                  window: u32,
+                  base: u64,
+                  action,
+                  reason: String| Decision {
         key,
         reason,
         base_secs: base,
@@ -51,26 +57,69 @@ pub fn assess(s: &ReputationState, addr: IpAddr, now: u32) -> Vec<Assessment> {
     if p.rejects.enabled {
         let w = p.rejects.window_secs;
         for (rule, name, count, max) in [
-            ("rejects", CounterName::RejectedRecipients, st.rejects.sum(now, w), p.rejects.max_rejects),
-            ("auth-failures", CounterName::AuthFailures, st.auth_failures.sum(now, w), p.rejects.max_auth_failures),
+            (
+                "rejects",
+                CounterName::RejectedRecipients,
+                st.rejects.sum(now, w),
+                p.rejects.max_rejects,
+            ),
+            (
+                "auth-failures",
+                CounterName::AuthFailures,
+                st.auth_failures.sum(now, w),
+                p.rejects.max_auth_failures,
+            ),
         ] {
             let limit = max.saturating_mul(room);
-            let text = format!("{count} of {limit} {} in {}{raised}", name.as_str(), human(w as u64));
+            let text = format!(
+                "{count} of {limit} {} in {}{raised}",
+                name.as_str(),
+                human(w as u64)
+            );
             let decision = (count >= limit).then(|| {
-                decide(rule, name, count, w, p.rejects.ban_secs, BanAction::Drop, format!("{text}: limit reached"))
+                decide(
+                    rule,
+                    name,
+                    count,
+                    w,
+                    p.rejects.ban_secs,
+                    BanAction::Drop,
+                    format!("{text}: limit reached"),
+                )
             });
-            out.push(Assessment { rule, key, text, decision });
+            out.push(Assessment {
+                rule,
+                key,
+                text,
+                decision,
+            });
         }
     }
     if p.message_rate.enabled {
         let w = p.message_rate.window_secs;
         let m = st.messages.sum(now, w);
         let max = p.message_rate.max_messages;
-        let text = format!("{m} accepted messages in {} (bans above {max})", human(w as u64));
+        let text = format!(
+            "{m} accepted messages in {} (bans above {max})",
+            human(w as u64)
+        );
         let decision = (m > max).then(|| {
-            decide("message-rate", CounterName::Messages, m, w, p.message_rate.ban_secs, BanAction::Drop, text.clone())
+            decide(
+                "message-rate",
+                CounterName::Messages,
+                m,
+                w,
+                p.message_rate.ban_secs,
+                BanAction::Drop,
+                text.clone(),
+            )
         });
-        out.push(Assessment { rule: "message-rate", key, text, decision });
+        out.push(Assessment {
+            rule: "message-rate",
+            key,
+            text,
+            decision,
+        });
     }
     if p.connection_rate.enabled {
         out.push(connection_rate(s, st, key, now, room, &raised, &decide));
@@ -78,7 +127,8 @@ pub fn assess(s: &ReputationState, addr: IpAddr, now: u32) -> Vec<Assessment> {
     out
 }
 
-type Decide<'a> = dyn Fn(&'static str, CounterName, u32, u32, u64, BanAction, String) -> Decision + 'a;
+type Decide<'a> =
+    dyn Fn(&'static str, CounterName, u32, u32, u64, BanAction, String) -> Decision + 'a;
 
 fn connection_rate(
     s: &ReputationState,
@@ -109,7 +159,11 @@ fn connection_rate(
         });
         (text, d)
     } else {
-        let text = format!("{c} of {limit} {} in {}{raised}", name.as_str(), human(w as u64));
+        let text = format!(
+            "{c} of {limit} {} in {}{raised}",
+            name.as_str(),
+            human(w as u64)
+        );
         let d = (c > limit).then(|| {
             decide(rule, name, c, w, r.tempfail_secs, BanAction::Tempfail, format!(
                 "{c} bad connections (not mail) in {} across the cluster, more than {limit}: mail refused temporarily",
@@ -118,5 +172,10 @@ fn connection_rate(
         });
         (text, d)
     };
-    Assessment { rule, key, text, decision }
+    Assessment {
+        rule,
+        key,
+        text,
+        decision,
+    }
 }

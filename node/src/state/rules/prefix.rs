@@ -25,7 +25,9 @@ pub fn assess(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Assessment
     } else {
         format!("/{first}s")
     };
-    let need = p.distinct_addresses.max(p.bad_to_good_ratio.saturating_mul(g));
+    let need = p
+        .distinct_addresses
+        .max(p.bad_to_good_ratio.saturating_mul(g));
     let text = format!(
         "{prefix}: {b} bad-only vs {g} delivering {members}; bans at {need} bad-only (at least {}, and {}× the delivering)",
         p.distinct_addresses, p.bad_to_good_ratio

@@ -44,7 +44,13 @@ fn neutral(addr: &str, host: u32, ms: i64) -> Observation {
 fn observe(list: Vec<Observation>) -> Command {
     Command::Observe {
         hosts: HOSTS.iter().map(|h| h.to_string()).collect(),
-        batches: (0..3).map(|h| BatchId { host: h, session: 0, seq: 0 }).collect(),
+        batches: (0..3)
+            .map(|h| BatchId {
+                host: h,
+                session: 0,
+                seq: 0,
+            })
+            .collect(),
         observations: list,
     }
 }
@@ -56,7 +62,10 @@ struct Sim {
 
 impl Sim {
     fn new() -> Self {
-        Self { s: ReputationState::default(), index: 0 }
+        Self {
+            s: ReputationState::default(),
+            index: 0,
+        }
     }
     fn with_policy(f: impl FnOnce(&mut Policy)) -> Self {
         let mut sim = Self::new();
@@ -81,7 +90,10 @@ impl Sim {
     }
     /// Addresses covered by a dropping ban.
     fn covered(&self, addr: &str) -> bool {
-        self.s.bans_covering(addr.parse().unwrap()).iter().any(|b| b.drops())
+        self.s
+            .bans_covering(addr.parse().unwrap())
+            .iter()
+            .any(|b| b.drops())
     }
 }
 
@@ -90,13 +102,20 @@ fn bad_connections_over_the_rate_refuse_first_and_ban_if_it_goes_on() {
     let mut sim = Sim::new();
     for i in 0..3 {
         let t = T0 + i * 10_000;
-        assert!(sim.see(t, vec![quit("192.0.2.10", i as u32, t)]).changes.is_empty());
+        assert!(sim
+            .see(t, vec![quit("192.0.2.10", i as u32, t)])
+            .changes
+            .is_empty());
     }
     let t = T0 + 30_000;
     let r = sim.see(t, vec![quit("192.0.2.10", 0, t)]);
     assert_eq!(r.changes.len(), 1);
     let b = sim.entry("192.0.2.10").expect("refused");
-    assert_eq!(b.action, BanAction::Tempfail, "first answer: a temporary refusal");
+    assert_eq!(
+        b.action,
+        BanAction::Tempfail,
+        "first answer: a temporary refusal"
+    );
     assert_eq!(b.evidence[0].rule, "connection-rate");
     assert_eq!(b.evidence[0].count, 4);
     assert_eq!(b.evidence[0].mx_hosts, HOSTS);
@@ -109,7 +128,11 @@ fn bad_connections_over_the_rate_refuse_first_and_ban_if_it_goes_on() {
     let b = sim.entry("192.0.2.10").unwrap();
     assert_eq!(b.action, BanAction::Drop);
     assert_eq!(b.expires_ms - b.created_ms, 600_000);
-    assert!(b.reason.contains("after a temporary refusal"), "{}", b.reason);
+    assert!(
+        b.reason.contains("after a temporary refusal"),
+        "{}",
+        b.reason
+    );
 }
 
 #[test]
@@ -157,7 +180,10 @@ fn rotating_spammer_gets_the_prefix_banned() {
     }
     let b = sim.entry("203.0.113.0/24").expect("prefix banned");
     assert_eq!(b.evidence[0].rule, "changing-addresses");
-    assert_eq!(b.evidence[0].count, 8, "banned as soon as the 8th address showed up");
+    assert_eq!(
+        b.evidence[0].count, 8,
+        "banned as soon as the 8th address showed up"
+    );
     assert_eq!(b.evidence[1].count, 0, "no delivering address");
     assert_eq!(b.expires_ms - b.created_ms, 3_600_000);
     assert_eq!(sim.s.bans.len(), 1);
@@ -187,8 +213,16 @@ fn a_delivering_pool_with_stale_recipients_is_not_banned() {
     }
     assert!(!sim.covered("192.0.2.1"), "{:?}", sim.s.bans);
     let r = sim.s.report("192.0.2.100".parse().unwrap());
-    let d = r.distances.iter().find(|d| d.rule == "changing-addresses").unwrap();
-    assert!(d.text.contains("12 bad-only vs 40 delivering addresses"), "{}", d.text);
+    let d = r
+        .distances
+        .iter()
+        .find(|d| d.rule == "changing-addresses")
+        .unwrap();
+    assert!(
+        d.text.contains("12 bad-only vs 40 delivering addresses"),
+        "{}",
+        d.text
+    );
     assert!(!d.would_ban);
 }
 
@@ -210,7 +244,9 @@ fn ipv6_rotation_across_the_64s_of_a_48_bans_the_48() {
 #[test]
 fn ipv6_rotation_inside_one_64_bans_the_64() {
     let mut sim = Sim::new();
-    let list = (1..=10).map(|i| bad(&format!("2001:db8:1::{i:x}"), i % 3, T0)).collect();
+    let list = (1..=10)
+        .map(|i| bad(&format!("2001:db8:1::{i:x}"), i % 3, T0))
+        .collect();
     sim.see(T0, list);
     assert!(sim.dropped("2001:db8:1::/64"));
 }
@@ -265,16 +301,26 @@ fn a_batch_sent_again_after_failover_is_counted_once() {
     let mut sim = Sim::new();
     let entry = |seq| Command::Observe {
         hosts: vec!["mx1".into()],
-        batches: vec![BatchId { host: 0, session: 42, seq }],
+        batches: vec![BatchId {
+            host: 0,
+            session: 42,
+            seq,
+        }],
         observations: vec![bad("192.0.2.5", 0, T0), bad("192.0.2.5", 0, T0 + 1000)],
     };
     sim.apply(T0 + 1000, entry(1));
     sim.apply(T0 + 1500, entry(1)); // the same batch, resent to a new leader
     let r = sim.s.report("192.0.2.5".parse().unwrap());
     assert_eq!(r.counters[0].count, 2, "two bad connections, not four");
-    assert!(sim.s.bans.is_empty(), "four would have been a false refusal");
+    assert!(
+        sim.s.bans.is_empty(),
+        "four would have been a false refusal"
+    );
     sim.apply(T0 + 2000, entry(2));
-    assert_eq!(sim.s.report("192.0.2.5".parse().unwrap()).counters[0].count, 4);
+    assert_eq!(
+        sim.s.report("192.0.2.5".parse().unwrap()).counters[0].count,
+        4
+    );
 }
 
 #[test]
@@ -289,7 +335,14 @@ fn a_botnet_wave_of_bad_only_addresses_stays_enforced() {
         .collect();
     sim.see(T0, list);
     assert!(sim.s.observe_only.is_none(), "{:?}", sim.s.observe_only);
-    assert!(sim.s.bans.values().filter(|b| b.prefix.prefix_len() == 32).count() >= 2000);
+    assert!(
+        sim.s
+            .bans
+            .values()
+            .filter(|b| b.prefix.prefix_len() == 32)
+            .count()
+            >= 2000
+    );
 }
 
 #[test]
@@ -343,7 +396,13 @@ fn repeat_offenders_get_twice_as_long_capped_at_a_week() {
 #[test]
 fn allowlisted_prefixes_are_never_banned_and_allowing_lifts_auto_bans() {
     let mut sim = Sim::new();
-    sim.apply(T0, Command::Allow { prefix: net("198.51.100.0/24"), add: true });
+    sim.apply(
+        T0,
+        Command::Allow {
+            prefix: net("198.51.100.0/24"),
+            add: true,
+        },
+    );
     let mut o = bad("198.51.100.7", 0, T0);
     o.rejects = 50;
     o.bad = 50;
@@ -353,7 +412,13 @@ fn allowlisted_prefixes_are_never_banned_and_allowing_lifts_auto_bans() {
     o.rejects = 5;
     sim.see(T0, vec![o]);
     assert!(sim.dropped("192.0.2.50"));
-    let r = sim.apply(T0 + 1, Command::Allow { prefix: net("192.0.2.0/24"), add: true });
+    let r = sim.apply(
+        T0 + 1,
+        Command::Allow {
+            prefix: net("192.0.2.0/24"),
+            add: true,
+        },
+    );
     assert_eq!(r.changes[0].kind, BanChangeKind::Removed);
     assert!(sim.s.bans.is_empty());
 }
@@ -369,9 +434,15 @@ fn automatic_bans_never_broader_than_the_safety_limit() {
     // Should one reach the state machine anyway, the decision is still refused.
     let mut sim = Sim::new();
     sim.s.policy = wide;
-    let list = (0..10).map(|i| bad(&format!("198.18.{i}.1"), 0, T0)).collect();
+    let list = (0..10)
+        .map(|i| bad(&format!("198.18.{i}.1"), 0, T0))
+        .collect();
     sim.see(T0, list);
-    assert_eq!(sim.s.prefixes.len(), 1, "ten addresses of one /16 counted together");
+    assert_eq!(
+        sim.s.prefixes.len(),
+        1,
+        "ten addresses of one /16 counted together"
+    );
     assert!(sim.s.bans.is_empty(), "{:?}", sim.s.bans);
 }
 
@@ -382,20 +453,30 @@ fn manual_unban_of_an_automatic_ban_holds_for_an_hour() {
     o.rejects = 5;
     sim.see(T0, vec![o.clone()]);
     assert!(sim.dropped("192.0.2.60"));
-    sim.apply(T0 + 1000, Command::Unban { prefix: net("192.0.2.60") });
+    sim.apply(
+        T0 + 1000,
+        Command::Unban {
+            prefix: net("192.0.2.60"),
+        },
+    );
     o.at = at(T0 + 2000);
     sim.see(T0 + 2000, vec![o.clone()]);
     assert!(sim.entry("192.0.2.60").is_none(), "held off by the unban");
     let later = T0 + 3_601_000 + 1000;
     o.at = at(later);
     sim.see(later, vec![o]);
-    assert!(sim.dropped("192.0.2.60"), "banned again after the grace hour");
+    assert!(
+        sim.dropped("192.0.2.60"),
+        "banned again after the grace hour"
+    );
 }
 
 #[test]
 fn idle_counters_are_evicted_and_good_memory_lasts_a_day() {
     let mut sim = Sim::new();
-    let mut list: Vec<Observation> = (0..100).map(|i| neutral(&format!("198.18.2.{i}"), 0, T0)).collect();
+    let mut list: Vec<Observation> = (0..100)
+        .map(|i| neutral(&format!("198.18.2.{i}"), 0, T0))
+        .collect();
     list.push(delivered("198.18.3.1", 0, T0));
     sim.see(T0, list);
     assert_eq!(sim.s.addrs.len(), 101);
