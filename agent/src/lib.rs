@@ -2,8 +2,18 @@
 //! does into events; the uplink streams them to the cluster; the enforcer keeps the host's
 //! nftables sets equal to the cluster's ban list.
 //!
-//! - [`sources`]: Postfix log parser and follower, policy-service server;
+//! # Layout
+//! - [`sources`]: where events come from: the Postfix log parser and follower, the connection
+//!   tracker that gives each SMTP connection one verdict, log time zones, the policy service;
+//! - [`uplink`]: verdicts to the cluster in acknowledged batches, exactly once across failover;
+//! - [`enforce`]: the ban list into nftables: the stream, its pure translation, the kernel
+//!   (nft and netlink), the table guard, the agent's ban view;
+//! - [`state_dir`]: log positions and the ban-list version kept across restarts;
+//! - [`config`]: the command line, validated; [`run`]: the running agent wired together;
 //! - [`check_log`]: the `check-log` subcommand, the operator's way to test a log format.
+//!
+//! Unsafe code is denied everywhere but in `enforce::netlink`, which owns its netlink socket.
+#![deny(unsafe_code)]
 
 pub mod check_log;
 pub mod config;

@@ -4,6 +4,7 @@
 //! cluster: events up, ban list down) and `Admin` (mxrepctl and SOC tooling).
 
 #![allow(clippy::all)]
+#![forbid(unsafe_code)]
 
 /// Generated messages and services of `package mxrep.v1`.
 pub mod v1 {

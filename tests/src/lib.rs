@@ -3,8 +3,17 @@
 //!
 //! Nothing here sleeps and hopes: every wait is a condition polled until a deadline, and a
 //! deadline that passes fails the test with what was awaited and the nodes' last log lines.
+//!
+//! # Layout
+//! - this file: processes (`NodeProc`, `TestCluster`), `mxrepctl` calls, waiting with deadlines;
+//! - [`events`]: connection verdicts and batches sent straight to a node's `Agent` service;
+//! - [`netns`]: network namespaces, veth links, TCP reachability, daemons started by tests;
+//! - [`testbed`]: three nodes, three MX hosts with Postfix and agents, spammer and sender hosts;
+//! - [`mix`]: the realistic traffic mix of spammers and legitimate senders, as Postfix logs it.
+#![forbid(unsafe_code)]
 
 pub mod events;
+pub mod mix;
 pub mod netns;
 pub mod testbed;
 

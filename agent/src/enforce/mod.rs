@@ -9,6 +9,7 @@
 //! reload removed it.
 
 pub mod guard;
+#[allow(unsafe_code)]
 pub mod netlink;
 pub mod nft;
 pub mod translate;

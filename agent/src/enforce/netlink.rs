@@ -122,8 +122,12 @@ impl Elem {
     }
 }
 
-/// The batch that adds `elems` to `table`/`set` in one transaction.
-pub fn add_batch(table: &str, set: &str, elems: &[Elem], seq: u32) -> Vec<u8> {
+/// Most elements in one `NEWSETELEM` message: a netlink attribute's length is 16 bits, and an
+/// IPv6 element takes about 40 bytes.
+pub const ELEMS_PER_MESSAGE: usize = 1000;
+
+/// The `NFTA_SET_ELEM_LIST_ELEMENTS` payload of `elems`.
+fn element_list(elems: &[Elem]) -> Vec<u8> {
     let mut list = Vec::new();
     for e in elems {
         let mut value = Vec::new();
@@ -136,8 +140,7 @@ pub fn add_batch(table: &str, set: &str, elems: &[Elem], seq: u32) -> Vec<u8> {
                 NFTA_SET_ELEM_FLAGS,
                 &NFT_SET_ELEM_INTERVAL_END.to_be_bytes(),
             );
-        }
-        if !e.interval_end {
+        } else {
             // The kernel keeps the timeout on the interval's start; an end carries none.
             attr(
                 &mut elem,
@@ -147,14 +150,14 @@ pub fn add_batch(table: &str, set: &str, elems: &[Elem], seq: u32) -> Vec<u8> {
         }
         attr(&mut list, NFTA_LIST_ELEM | NLA_F_NESTED, &elem);
     }
-    let mut attrs = Vec::new();
-    attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, &cstr(table));
-    attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, &cstr(set));
-    attr(
-        &mut attrs,
-        NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
-        &list,
-    );
+    list
+}
+
+/// The batch that adds `elems` to `table`/`set` in one transaction: a batch begin, one
+/// `NEWSETELEM` per [`ELEMS_PER_MESSAGE`] elements, a batch end; sequence numbers from `seq` on
+/// (wrapping). Returns the bytes and the sequence number of the last `NEWSETELEM`, whose
+/// acknowledgement closes the transaction.
+pub fn add_batch(table: &str, set: &str, elems: &[Elem], seq: u32) -> (Vec<u8>, u32) {
     let mut buf = Vec::new();
     message(
         &mut buf,
@@ -165,25 +168,37 @@ pub fn add_batch(table: &str, set: &str, elems: &[Elem], seq: u32) -> Vec<u8> {
         NFNL_SUBSYS_NFTABLES,
         &[],
     );
-    message(
-        &mut buf,
-        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM,
-        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
-        seq + 1,
-        NFPROTO_INET,
-        0,
-        &attrs,
-    );
+    let mut last = seq;
+    for chunk in elems.chunks(ELEMS_PER_MESSAGE) {
+        let mut attrs = Vec::new();
+        attr(&mut attrs, NFTA_SET_ELEM_LIST_TABLE, &cstr(table));
+        attr(&mut attrs, NFTA_SET_ELEM_LIST_SET, &cstr(set));
+        attr(
+            &mut attrs,
+            NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
+            &element_list(chunk),
+        );
+        last = last.wrapping_add(1);
+        message(
+            &mut buf,
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM,
+            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
+            last,
+            NFPROTO_INET,
+            0,
+            &attrs,
+        );
+    }
     message(
         &mut buf,
         NFNL_MSG_BATCH_END,
         NLM_F_REQUEST,
-        seq + 2,
+        last.wrapping_add(1),
         0,
         NFNL_SUBSYS_NFTABLES,
         &[],
     );
-    buf
+    (buf, last)
 }
 
 /// A netfilter netlink socket in the caller's network namespace.
@@ -194,7 +209,10 @@ pub struct NftNetlink {
 
 impl NftNetlink {
     /// Opens the socket in network namespace `netns` (a name under /var/run/netns), or in the
-    /// caller's own when None. A socket stays in the namespace it was created in.
+    /// caller's own when None. A socket stays in the namespace it was created in. Only for
+    /// tests and benchmarks that enforce into a namespace they made (feature `test-netns`);
+    /// the agent itself runs in the host's namespace.
+    #[cfg(feature = "test-netns")]
     pub fn open_in(netns: Option<&str>) -> io::Result<Self> {
         let Some(ns) = netns else { return Self::open() };
         let target = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
@@ -232,14 +250,18 @@ impl NftNetlink {
             tv_usec: 0,
         };
         // SAFETY: setsockopt with a correctly sized timeval on a valid socket.
-        unsafe {
+        let set = unsafe {
             libc::setsockopt(
                 fd.as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_RCVTIMEO,
                 &tv as *const _ as *const libc::c_void,
                 std::mem::size_of::<libc::timeval>() as u32,
-            );
+            )
+        };
+        if set != 0 {
+            // Without a receive timeout a kernel that never answers would hang the enforcer.
+            return Err(io::Error::last_os_error());
         }
         Ok(Self {
             fd,
@@ -252,9 +274,8 @@ impl NftNetlink {
         if elems.is_empty() {
             return Ok(());
         }
-        self.seq = self.seq.wrapping_add(3);
-        let want = self.seq + 1;
-        let buf = add_batch(table, set, elems, self.seq);
+        let (buf, want) = add_batch(table, set, elems, self.seq);
+        self.seq = want.wrapping_add(2);
         // SAFETY: sending our own buffer on a valid socket; the kernel is the destination.
         let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         addr.nl_family = libc::AF_NETLINK as u16;
@@ -306,5 +327,62 @@ impl NftNetlink {
                 off += align(len);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact bytes of a one-element batch (little-endian host): begin, NEWSETELEM, end.
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn golden_bytes_of_one_ipv4_element() {
+        let e = Elem::address("192.0.2.7".parse().unwrap(), 60_000);
+        let (buf, last) = add_batch("t", "ban4", &[e], u32::MAX);
+        assert_eq!(last, 0, "sequence numbers wrap instead of overflowing");
+        let expected: Vec<u8> = [
+            // BATCH_BEGIN: len 20, type 16, flags REQUEST, seq u32::MAX, pid 0, nfgen (0,0,res 10)
+            &[
+                20, 0, 0, 0, 16, 0, 1, 0, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 10,
+            ][..],
+            // NEWSETELEM: len 72, type 0x0a0c, flags REQUEST|ACK|CREATE, seq 0, pid 0, inet
+            &[
+                72, 0, 0, 0, 12, 10, 5, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+            ],
+            // TABLE "t", SET "ban4"
+            &[6, 0, 1, 0, b't', 0, 0, 0],
+            &[9, 0, 2, 0, b'b', b'a', b'n', b'4', 0, 0, 0, 0],
+            // ELEMENTS (nested) > LIST_ELEM (nested) > KEY (nested) > VALUE 192.0.2.7, TIMEOUT
+            &[
+                32, 0, 3, 0x80, 28, 0, 1, 0x80, 12, 0, 1, 0x80, 8, 0, 1, 0, 192, 0, 2, 7,
+            ],
+            &[12, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0xea, 0x60],
+            // BATCH_END: seq 1
+            &[
+                20, 0, 0, 0, 17, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10,
+            ],
+        ]
+        .concat();
+        assert_eq!(buf, expected);
+    }
+
+    #[test]
+    fn large_batches_split_into_messages_that_fit_16_bit_lengths() {
+        let elems: Vec<Elem> = (0..2500u32)
+            .map(|i| Elem::address(std::net::Ipv6Addr::from(i as u128).into(), 1000))
+            .collect();
+        let (buf, last) = add_batch("mxrep", "ban6", &elems, 10);
+        assert_eq!(last, 13, "three NEWSETELEM messages");
+        // Walk the messages: every length fits, and they tile the buffer exactly.
+        let mut off = 0;
+        let mut n = 0;
+        while off < buf.len() {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+            assert!(len >= 20 && len < 65_536);
+            off += align(len);
+            n += 1;
+        }
+        assert_eq!((off, n), (buf.len(), 5));
     }
 }

@@ -91,6 +91,21 @@ impl NftEnforcer {
         self
     }
 
+    /// A netlink socket where this enforcer works. Another namespace than the agent's own is
+    /// for tests and benchmarks only (feature `test-netns`); without it they use `nft` alone.
+    fn open_netlink(&self) -> std::io::Result<NftNetlink> {
+        #[cfg(feature = "test-netns")]
+        return NftNetlink::open_in(self.netns.as_deref());
+        #[cfg(not(feature = "test-netns"))]
+        match self.netns {
+            None => NftNetlink::open(),
+            Some(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "netlink into another namespace needs the test-netns feature",
+            )),
+        }
+    }
+
     /// New bans over netlink: one transaction per set. Returns the ops it did not take
     /// (everything, if netlink is unavailable or refuses), for `nft -f -`.
     fn fast_adds(&mut self, ops: Vec<BanOp>) -> Vec<BanOp> {
@@ -101,7 +116,7 @@ impl NftEnforcer {
             return rest;
         }
         if self.netlink.is_none() {
-            match NftNetlink::open_in(self.netns.as_deref()) {
+            match self.open_netlink() {
                 Ok(n) => self.netlink = Some(n),
                 Err(e) => {
                     tracing::warn!("netlink unavailable ({e}); using nft for every update");
