@@ -91,7 +91,7 @@ fn check_host_port(addr: &str) -> Result<(), String> {
 }
 
 /// Raft timing and log compaction; the `[raft]` table of the TOML file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTuning {
     pub heartbeat_ms: u64,

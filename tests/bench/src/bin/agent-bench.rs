@@ -137,7 +137,7 @@ fn nft_benches(ns: &str) {
 fn parse_bench() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/postfix-3.7-maillog.log"
+        "/../fixtures/postfix-3.7-maillog.log"
     );
     let text = std::fs::read_to_string(path).expect("sample log");
     let lines: Vec<&str> = text.lines().collect();

@@ -42,11 +42,19 @@ fn append(path: &std::path::Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// Five rejected recipients from `addr`: the fifth line is the decisive one.
+/// Five connections from `addr`, each refused a recipient and delivering nothing: the last
+/// `disconnect` line is the decisive one (it closes the fifth bad connection).
 fn rejects(addr: &str, host: &str) -> String {
     let t = stamp();
     (0..5)
-        .map(|i| format!("{t} {host} postfix/smtpd[{}]: NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@{host}.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@{host}.test> proto=ESMTP helo=<spam.test>\n", 1000 + i))
+        .map(|i| {
+            let p = format!("{t} {host} postfix/smtpd[{}]:", 1000 + i);
+            format!(
+                "{p} connect from unknown[{addr}]\n\
+                 {p} NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@{host}.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@{host}.test> proto=ESMTP helo=<spam.test>\n\
+                 {p} disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4\n"
+            )
+        })
         .collect()
 }
 

@@ -1,0 +1,167 @@
+//! One `mxrep-node` process and what it takes to restart it.
+
+use crate::{bin, ctl_json_in, free_port};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The node's own Raft settings, written to each test node's config file: tests can never drift
+/// from the node's defaults.
+pub type Tuning = mxrep_node::config::RaftTuning;
+
+/// One `mxrep-node` process and what it takes to restart it.
+pub struct NodeProc {
+    pub id: u64,
+    pub api: String,
+    pub peer: String,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub peers: Option<String>,
+    /// Network namespace to run in (`ip netns exec`), if any.
+    pub netns: Option<String>,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    /// Prepares (does not start) node `id` under `root`.
+    pub fn new(root: &Path, id: u64, peers: Option<String>, tuning: &Tuning) -> Self {
+        let api = format!("127.0.0.1:{}", free_port());
+        let peer = format!("127.0.0.1:{}", free_port());
+        Self::with_addrs(root, id, api, peer, peers, tuning)
+    }
+
+    pub fn with_addrs(
+        root: &Path,
+        id: u64,
+        api: String,
+        peer: String,
+        peers: Option<String>,
+        tuning: &Tuning,
+    ) -> Self {
+        let data_dir = root.join(format!("node{id}"));
+        let config = root.join(format!("node{id}.toml"));
+        let raft = toml::to_string(tuning).expect("raft settings as TOML");
+        std::fs::write(&config, format!("[raft]\n{raft}")).expect("write node config");
+        Self {
+            id,
+            api,
+            peer,
+            log: root.join(format!("node{id}.log")),
+            data_dir,
+            config,
+            peers,
+            netns: None,
+            child: None,
+        }
+    }
+
+    /// Starts the process (again, on the same data dir, after a stop or kill).
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin("mxrep-node"));
+                c
+            }
+            None => Command::new(bin("mxrep-node")),
+        };
+        cmd.arg("--id")
+            .arg(self.id.to_string())
+            .arg("--api-listen")
+            .arg(&self.api)
+            .arg("--peer-listen")
+            .arg(&self.peer)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--config")
+            .arg(&self.config)
+            .env("MXREP_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log);
+        if let Some(p) = &self.peers {
+            cmd.arg("--peers").arg(p);
+        }
+        self.child = Some(cmd.spawn().expect("spawn mxrep-node"));
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        self.stop_within(Duration::from_secs(10));
+    }
+
+    /// SIGTERM; `Some(success)` if the process exited within `limit`, `None` if it had to be
+    /// killed.
+    pub fn stop_within(&mut self, limit: Duration) -> Option<bool> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
+    /// `mxrepctl status --json` on this node.
+    pub fn status(&self) -> Option<Value> {
+        ctl_json_in(self.netns.as_deref(), &self.api, &["status"]).ok()
+    }
+
+    /// The prefixes this node lists as banned.
+    pub fn ban_prefixes(&self) -> Option<Vec<String>> {
+        let v = ctl_json_in(self.netns.as_deref(), &self.api, &["bans", "list"]).ok()?;
+        let mut out: Vec<String> = v["bans"]
+            .as_array()?
+            .iter()
+            .filter_map(|b| b["prefix"].as_str().map(String::from))
+            .collect();
+        out.sort();
+        Some(out)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            eprintln!("--- last lines of node {} log ---", self.id);
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        self.kill();
+    }
+}
