@@ -14,7 +14,7 @@ use crate::raft::bootstrap::initialize_when_ready;
 use crate::raft::log_store::SledLogStore;
 use crate::raft::network::PeerNetwork;
 use crate::raft::peer_service::PeerService;
-use crate::raft::state_store::StateStore;
+use crate::raft::state_store::StateMachineStore;
 use crate::raft::{Cluster, ClusterOp, MxNode, Raft};
 use crate::state::Command;
 use anyhow::Context;
@@ -63,7 +63,7 @@ pub async fn run(
         .open()
         .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
     let log = SledLogStore::open(&db)?;
-    let store = StateStore::open(&db).context("cannot load the last snapshot")?;
+    let store = StateMachineStore::open(&db).context("cannot load the last snapshot")?;
     let network = PeerNetwork::default();
     let raft = Raft::new(
         cfg.id,

@@ -157,8 +157,8 @@ pub fn sessions(s: u64) -> Vec<Session> {
     // Legitimate, all along.
     for k in 0..2 {
         let a = mix(s, 10 + k) % 40 + 1;
-        let stale = mix(s, 20 + k) % 8 == 0;
-        let shape = if stale && mix(s, 30 + k) % 2 == 0 {
+        let stale = mix(s, 20 + k).is_multiple_of(8);
+        let shape = if stale && mix(s, 30 + k).is_multiple_of(2) {
             Shape::Rejected
         } else if stale {
             Shape::DeliversWithStale
@@ -173,7 +173,7 @@ pub fn sessions(s: u64) -> Vec<Session> {
         );
     }
     let p = mix(s, 50) % 20 + 1;
-    let shape = if mix(s, 51) % 6 == 0 {
+    let shape = if mix(s, 51).is_multiple_of(6) {
         Shape::Greylisted
     } else {
         Shape::Delivers
@@ -192,7 +192,7 @@ pub fn sessions(s: u64) -> Vec<Session> {
         };
         push("busy-sender", "198.51.100.25".into(), mx(60), shape);
     }
-    if s % 3 == 0 {
+    if s.is_multiple_of(3) {
         push(
             "callout-mta",
             "198.51.100.30".into(),
@@ -200,7 +200,7 @@ pub fn sessions(s: u64) -> Vec<Session> {
             Shape::Callout,
         );
     }
-    if s % 30 == 0 {
+    if s.is_multiple_of(30) {
         push(
             "slow-sender",
             "198.51.100.40".into(),
@@ -282,7 +282,7 @@ mod tests {
         for c in CLASSES {
             assert!(all.iter().any(|s| s.class == c.name), "{}", c.name);
             for s in all.iter().filter(|s| s.class == c.name) {
-                assert_eq!(covers(c.key, &s.addr), true, "{} from {}", c.name, s.addr);
+                assert!(covers(c.key, &s.addr), "{} from {}", c.name, s.addr);
             }
         }
         // The busy sender: about 45 connections a minute.

@@ -379,7 +379,7 @@ mod tests {
         let mut n = 0;
         while off < buf.len() {
             let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
-            assert!(len >= 20 && len < 65_536);
+            assert!((20..65_536).contains(&len));
             off += align(len);
             n += 1;
         }

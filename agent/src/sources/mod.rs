@@ -2,6 +2,7 @@
 
 pub mod connections;
 pub mod log_follower;
+pub mod log_pump;
 pub mod policy_server;
 pub mod postfix;
 pub mod timezone;

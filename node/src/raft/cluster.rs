@@ -8,9 +8,10 @@
 //! The leader stamps every command with its wall-clock time when it proposes it: this is the
 //! only clock the state machine ever sees (and it keeps that time monotone itself).
 
+use super::ban_feed::Subscription;
 use super::codec;
 use super::network::PeerChannels;
-use super::state_store::{SharedState, StateStore};
+use super::state_store::{SharedState, StateMachineStore};
 use super::types::{MxNode, NodeId, Raft};
 use crate::state::{Command, Request, Response};
 use mxrep_proto::v1::RaftMessage;
@@ -69,12 +70,12 @@ pub struct Cluster {
     pub raft: Raft,
     pub state: SharedState,
     peers: PeerChannels,
-    store: StateStore,
+    store: StateMachineStore,
     clock: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Cluster {
-    pub fn new(id: NodeId, raft: Raft, store: StateStore, peers: PeerChannels) -> Self {
+    pub fn new(id: NodeId, raft: Raft, store: StateMachineStore, peers: PeerChannels) -> Self {
         Self {
             id,
             raft,
@@ -85,9 +86,10 @@ impl Cluster {
         }
     }
 
-    /// Ban-set changes as this node applies them: (log index, what changed).
-    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<(u64, Response)> {
-        self.store.subscribe()
+    /// Follows the ban set from `from_version` (0: none held): a snapshot or the changes after
+    /// it, then every change as this node applies it.
+    pub fn subscribe_bans(&self, from_version: u64) -> Subscription {
+        self.store.feed().subscribe(&self.state, from_version)
     }
 
     /// Runs `op` on the leader, wherever it is, waiting through elections up to a deadline.

@@ -1,24 +1,21 @@
-//! openraft's state-machine side: applies committed entries to the pure `ReputationState`, builds,
+//! openraft's state-machine side (`StateMachineStore`, as openraft calls it): applies committed entries to the pure `ReputationState`, builds,
 //! installs and persists snapshots in sled, and shares the applied state with the API for reads.
 //!
 //! The state itself lives in memory. On restart it is rebuilt from the last snapshot on disk, and
 //! openraft re-applies the committed log entries after it.
 
+use super::ban_feed::{BanFeed, ChangeHistory};
 use super::codec;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::state::{BanChange, ReputationState, Response};
+use crate::state::{ReputationState, Response};
 use mxrep_common::lock::RwLockExt as _;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::{Arc, RwLock};
-use tokio::sync::broadcast;
 
 const CURRENT_SNAPSHOT: &[u8] = b"current";
-
-/// Most recent ban-set changes kept for watchers that resume from a version.
-const HISTORY_LEN: usize = 100_000;
 
 /// The applied state: what the state machine holds, plus where in the log it stands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -29,47 +26,6 @@ pub struct AppliedState {
     /// Recent changes, derived on this node (not part of snapshots).
     #[serde(skip)]
     pub history: ChangeHistory,
-}
-
-/// The latest ban-set changes in log order, so a watcher holding version `v` can be sent just
-/// what came after it. Complete for every version above `floor`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChangeHistory {
-    pub floor: u64,
-    pub changes: std::collections::VecDeque<(u64, BanChange)>,
-}
-
-impl ChangeHistory {
-    fn starting_at(floor: u64) -> Self {
-        Self {
-            floor,
-            changes: Default::default(),
-        }
-    }
-
-    fn push(&mut self, version: u64, change: BanChange) {
-        if self.changes.len() >= HISTORY_LEN {
-            if let Some((v, _)) = self.changes.pop_front() {
-                self.floor = v;
-            }
-            // Drop the rest of that version too: a version is sent whole or not at all.
-            while self.changes.front().is_some_and(|(v, _)| *v <= self.floor) {
-                self.changes.pop_front();
-            }
-        }
-        self.changes.push_back((version, change));
-    }
-
-    /// Changes after `version`, if this history still holds all of them.
-    pub fn since(&self, version: u64) -> Option<Vec<(u64, BanChange)>> {
-        (version >= self.floor).then(|| {
-            self.changes
-                .iter()
-                .filter(|(v, _)| *v > version)
-                .cloned()
-                .collect()
-        })
-    }
 }
 
 /// A snapshot as stored on disk.
@@ -84,12 +40,12 @@ pub type SharedState = Arc<RwLock<AppliedState>>;
 
 /// The state machine store handed to openraft.
 #[derive(Clone)]
-pub struct StateStore {
+pub struct StateMachineStore {
     applied: SharedState,
     snapshots: sled::Tree,
     db: sled::Db,
     /// Ban-set changes, in log order, for watchers (the agent stream).
-    changes: broadcast::Sender<(u64, Response)>,
+    feed: BanFeed,
     snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -109,7 +65,7 @@ fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     )
 }
 
-impl StateStore {
+impl StateMachineStore {
     /// Opens the store and restores the state from the last snapshot on disk, if any.
     pub fn open(db: &sled::Db) -> anyhow::Result<Self> {
         let snapshots = db.open_tree("snapshots")?;
@@ -119,12 +75,11 @@ impl StateStore {
             applied = codec::decode(&stored.data)?;
             applied.history = ChangeHistory::starting_at(applied.state.version);
         }
-        let (changes, _) = broadcast::channel(4096);
         Ok(Self {
             applied: Arc::new(RwLock::new(applied)),
             snapshots,
             db: db.clone(),
-            changes,
+            feed: BanFeed::default(),
             snapshot_seq: Default::default(),
         })
     }
@@ -134,9 +89,9 @@ impl StateStore {
         self.applied.clone()
     }
 
-    /// Subscribes to ban-set changes as they are applied.
-    pub fn subscribe(&self) -> broadcast::Receiver<(u64, Response)> {
-        self.changes.subscribe()
+    /// The feed of ban-set changes this store publishes as it applies entries.
+    pub fn feed(&self) -> BanFeed {
+        self.feed.clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
@@ -177,7 +132,7 @@ impl StateStore {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateStore {
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (data, meta) = {
             let applied = self.read();
@@ -204,7 +159,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateStore {
     }
 }
 
-impl RaftStateMachine<TypeConfig> for StateStore {
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
@@ -238,10 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateStore {
             for c in &response.changes {
                 applied.history.push(entry.log_id.index, c.clone());
             }
-            if !response.changes.is_empty() {
-                // No receiver is fine: nobody watches yet.
-                let _ = self.changes.send((entry.log_id.index, response.clone()));
-            }
+            self.feed.publish(entry.log_id.index, &response);
             out.push(response);
         }
         Ok(out)

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 
 /// How often (cluster time) idle counters are evicted.
 const SWEEP_EVERY_MS: i64 = 60_000;
+// Sessions must outlive a sweep period, or a live agent session could be forgotten.
+const _: () = assert!(SESSION_IDLE_MS > SWEEP_EVERY_MS);
 
 impl ReputationState {
     pub(super) fn manual_ban(
@@ -149,7 +151,6 @@ impl ReputationState {
             .retain(|_, o| o.last_ms.saturating_add(memory_ms) > clock);
         self.suppressed.retain(|_, until| *until > clock);
         self.batches.sweep(clock);
-        debug_assert!(SESSION_IDLE_MS > SWEEP_EVERY_MS);
     }
 }
 
