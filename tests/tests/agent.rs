@@ -82,48 +82,78 @@ fn policy_query(mx: &str, client: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// An MX host (namespace) with a port-25 listener, a one-node cluster inside it, a client
+/// namespace with spammer addresses, and the paths of the agent's log and state.
+struct MxBed {
+    _lab: Lab,
+    mx: String,
+    cl: String,
+    node: NodeProc,
+    _listener: Daemon,
+    _dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl MxBed {
+    fn start(tag: &str) -> Self {
+        let mut lab = Lab::new(tag);
+        let mx = lab.host("mx", &["192.0.2.1/24"]);
+        let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
+        sh(&[
+            "ip",
+            "-n",
+            &mx,
+            "route",
+            "add",
+            "203.0.113.0/24",
+            "dev",
+            "eth0",
+        ]);
+        let listener = listen_25(&mx);
+        wait_for(LIMIT, "port 25 reachable", || {
+            connects(&cl, "203.0.113.5", "192.0.2.1")
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+        node.peers = Some(format!("1={}", node.peer));
+        node.netns = Some(mx.clone());
+        node.start();
+        wait_until(LIMIT, "the node in the MX namespace to lead", || {
+            node.status()?["leader_id"].as_u64()
+        });
+        let log = dir.path().join("maillog");
+        std::fs::write(&log, "").unwrap();
+        let state = dir.path().join("agent-state");
+        Self {
+            _lab: lab,
+            mx,
+            cl,
+            node,
+            _listener: listener,
+            _dir: dir,
+            log,
+            state,
+        }
+    }
+
+    fn agent(&self) -> Daemon {
+        start_agent(&self.mx, &self.node.api, &self.log, &self.state)
+    }
+}
+
 #[test]
 fn postfix_log_to_kernel_drop_and_agent_restart_keeps_the_ban() {
     if !e2e_available("postfix_log_to_kernel_drop_and_agent_restart_keeps_the_ban") {
         return;
     }
     let _g = serial();
-    let mut lab = Lab::new("a");
-    let mx = lab.host("mx", &["192.0.2.1/24"]);
-    let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
-    sh(&[
-        "ip",
-        "-n",
-        &mx,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "dev",
-        "eth0",
-    ]);
-    let _listener = listen_25(&mx);
-    wait_for(LIMIT, "port 25 reachable", || {
-        connects(&cl, "203.0.113.5", "192.0.2.1")
-    });
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    node.netns = Some(mx.clone());
-    node.start();
-    wait_until(LIMIT, "the node in the MX namespace to lead", || {
-        node.status()?["leader_id"].as_u64()
-    });
-
-    let log = dir.path().join("maillog");
-    std::fs::write(&log, "").unwrap();
-    let state = dir.path().join("agent-state");
-    let mut agent = start_agent(&mx, &node.api, &log, &state);
+    let bed = MxBed::start("a");
+    let (mx, cl, node, log, state) = (&bed.mx, &bed.cl, &bed.node, &bed.log, &bed.state);
+    let mut agent = bed.agent();
     wait_for(LIMIT, "the agent's table", || {
         Command::new("ip")
-            .args([
-                "netns", "exec", &mx, "nft", "list", "table", "inet", "mxe2e",
-            ])
+            .args(["netns", "exec", mx, "nft", "list", "table", "inet", "mxe2e"])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
@@ -146,51 +176,51 @@ fn postfix_log_to_kernel_drop_and_agent_restart_keeps_the_ban() {
         std::fs::read_to_string(&agent_log).is_ok_and(|t| t.contains("mxrep-agent running"))
     });
     let written = Instant::now();
-    append(&log, &lines);
+    append(log, &lines);
     wait_for(LIMIT, "203.0.113.5 in the kernel set", || {
-        in_ban4(&mx, "203.0.113.5")
+        in_ban4(mx, "203.0.113.5")
     });
     eprintln!("log line to kernel set: {:?}", written.elapsed());
     assert!(
-        !connects(&cl, "203.0.113.5", "192.0.2.1"),
+        !connects(cl, "203.0.113.5", "192.0.2.1"),
         "banned client got through"
     );
     assert!(
-        connects(&cl, "203.0.113.6", "192.0.2.1"),
+        connects(cl, "203.0.113.6", "192.0.2.1"),
         "its neighbour must pass"
     );
     let bans = node.ban_prefixes().unwrap();
     assert_eq!(bans, vec!["203.0.113.5/32"]);
 
-    let answer = policy_query(&mx, "203.0.113.5");
+    let answer = policy_query(mx, "203.0.113.5");
     assert!(
         answer.starts_with("action=REJECT") && answer.contains("rejected recipients"),
         "{answer}"
     );
-    assert_eq!(policy_query(&mx, "203.0.113.6"), "action=DUNNO");
+    assert_eq!(policy_query(mx, "203.0.113.6"), "action=DUNNO");
 
     // Agent killed and restarted: the ban never leaves the kernel.
     drop(agent);
     assert!(
-        in_ban4(&mx, "203.0.113.5"),
+        in_ban4(mx, "203.0.113.5"),
         "killing the agent must not lift the ban"
     );
-    agent = start_agent(&mx, &node.api, &log, &state);
+    agent = bed.agent();
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
         assert!(
-            in_ban4(&mx, "203.0.113.5"),
+            in_ban4(mx, "203.0.113.5"),
             "the ban disappeared during the agent's restart"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The restarted agent follows the stream again: an unban reaches the kernel.
-    let out = ctl_in(Some(&mx), &node.api, &["unban", "203.0.113.5"]);
+    let out = ctl_in(Some(mx), &node.api, &["unban", "203.0.113.5"]);
     assert!(out.status.success());
     wait_for(LIMIT, "the unban to reach the kernel", || {
-        !in_ban4(&mx, "203.0.113.5")
+        !in_ban4(mx, "203.0.113.5")
     });
-    assert!(connects(&cl, "203.0.113.5", "192.0.2.1"));
+    assert!(connects(cl, "203.0.113.5", "192.0.2.1"));
     drop(agent);
 }
 
@@ -272,38 +302,12 @@ fn a_firewall_reload_is_undone_within_a_second_with_every_live_ban() {
         return;
     }
     let _g = serial();
-    let mut lab = Lab::new("f");
-    let mx = lab.host("mx", &["192.0.2.1/24"]);
-    let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32"]);
-    sh(&[
-        "ip",
-        "-n",
-        &mx,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "dev",
-        "eth0",
-    ]);
-    let _listener = listen_25(&mx);
-    wait_for(LIMIT, "port 25 reachable", || {
-        connects(&cl, "203.0.113.5", "192.0.2.1")
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    node.netns = Some(mx.clone());
-    node.start();
-    wait_until(LIMIT, "the node to lead", || {
-        node.status()?["leader_id"].as_u64()
-    });
-    let log = dir.path().join("maillog");
-    std::fs::write(&log, "").unwrap();
-    let state = dir.path().join("agent-state");
-    let _agent = start_agent(&mx, &node.api, &log, &state);
+    let bed = MxBed::start("f");
+    let (mx, cl, node, state) = (&bed.mx, &bed.cl, &bed.node, &bed.state);
+    let _agent = bed.agent();
     for (p, why) in [("203.0.113.5", "spam run"), ("198.51.100.0/24", "snowshoe")] {
         let out = ctl_in(
-            Some(&mx),
+            Some(mx),
             &node.api,
             &["ban", p, "--for", "1h", "--reason", why],
         );
@@ -314,32 +318,32 @@ fn a_firewall_reload_is_undone_within_a_second_with_every_live_ban() {
         );
     }
     wait_for(LIMIT, "both bans in the kernel", || {
-        in_ban4(&mx, "203.0.113.5")
-            && nft_in(&mx, &["list", "set", "inet", "mxe2e", "ban4net"]).contains("198.51.100.0/24")
+        in_ban4(mx, "203.0.113.5")
+            && nft_in(mx, &["list", "set", "inet", "mxe2e", "ban4net"]).contains("198.51.100.0/24")
     });
-    assert!(!connects(&cl, "203.0.113.5", "192.0.2.1"));
+    assert!(!connects(cl, "203.0.113.5", "192.0.2.1"));
 
     // What `systemctl restart nftables` or a ufw reload does: every table gone.
-    sh(&["ip", "netns", "exec", &mx, "nft", "flush", "ruleset"]);
+    sh(&["ip", "netns", "exec", mx, "nft", "flush", "ruleset"]);
     let flushed = Instant::now();
     wait_for(
         Duration::from_secs(2),
         "the table rebuilt with its bans",
         || {
-            in_ban4(&mx, "203.0.113.5")
-                && nft_in(&mx, &["list", "set", "inet", "mxe2e", "ban4net"])
+            in_ban4(mx, "203.0.113.5")
+                && nft_in(mx, &["list", "set", "inet", "mxe2e", "ban4net"])
                     .contains("198.51.100.0/24")
         },
     );
     eprintln!("flush to rebuilt: {:?}", flushed.elapsed());
     assert!(flushed.elapsed() < Duration::from_secs(2));
     assert!(
-        !connects(&cl, "203.0.113.5", "192.0.2.1"),
+        !connects(cl, "203.0.113.5", "192.0.2.1"),
         "dropped again after the rebuild"
     );
 
     // Only the drop rule for single IPv4 addresses deleted.
-    let chain = nft_in(&mx, &["-a", "list", "chain", "inet", "mxe2e", "prerouting"]);
+    let chain = nft_in(mx, &["-a", "list", "chain", "inet", "mxe2e", "prerouting"]);
     let handle = chain
         .lines()
         .find(|l| l.contains("@ban4 "))
@@ -350,7 +354,7 @@ fn a_firewall_reload_is_undone_within_a_second_with_every_live_ban() {
         "ip",
         "netns",
         "exec",
-        &mx,
+        mx,
         "nft",
         "delete",
         "rule",
@@ -361,9 +365,9 @@ fn a_firewall_reload_is_undone_within_a_second_with_every_live_ban() {
         &handle,
     ]);
     wait_for(Duration::from_secs(2), "the drop rule restored", || {
-        nft_in(&mx, &["list", "chain", "inet", "mxe2e", "prerouting"]).contains("@ban4 ")
+        nft_in(mx, &["list", "chain", "inet", "mxe2e", "prerouting"]).contains("@ban4 ")
     });
-    assert!(!connects(&cl, "203.0.113.5", "192.0.2.1"));
+    assert!(!connects(cl, "203.0.113.5", "192.0.2.1"));
     let agent_log = std::fs::read_to_string(state.with_extension("log")).unwrap();
     assert!(
         agent_log.matches("rebuilt it with 2 live bans").count() >= 2,

@@ -9,9 +9,11 @@
 //! reload removed it.
 
 pub mod guard;
+pub mod local_rate;
 #[allow(unsafe_code)]
 pub mod netlink;
 pub mod nft;
+pub mod nft_list;
 pub mod translate;
 pub mod view;
 pub mod watch;

@@ -17,7 +17,9 @@
 //! priority that drops packets to the protected ports from banned sources unless allowed, with
 //! counters. Nothing else of the host's ruleset is touched.
 
+use super::local_rate::local_rate_script;
 use super::netlink::{Elem, NftNetlink};
+use super::nft_list::parse_set_json;
 use super::{within_agent_limit, BanOp, Enforcer};
 use anyhow::{bail, Context};
 use ipnet::IpNet;
@@ -205,36 +207,7 @@ impl NftEnforcer {
     /// Elements of one set with their remaining seconds (None: no timeout).
     pub fn list_set(&self, set: &str) -> anyhow::Result<BTreeMap<IpNet, Option<u64>>> {
         let text = self.query(&["-j", "list", "set", "inet", &self.table, set])?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).context("nft -j output is not JSON")?;
-        let mut out = BTreeMap::new();
-        let items = v["nftables"].as_array().cloned().unwrap_or_default();
-        for item in items {
-            let Some(elems) = item["set"]["elem"].as_array() else {
-                continue;
-            };
-            for e in elems {
-                let (val, expires) = match e.get("elem") {
-                    Some(inner) => (&inner["val"], inner["expires"].as_u64()),
-                    None => (e, None),
-                };
-                let net = if let Some(s) = val.as_str() {
-                    s.parse::<std::net::IpAddr>().ok().map(IpNet::from)
-                } else if let Some(p) = val.get("prefix") {
-                    let addr = p["addr"]
-                        .as_str()
-                        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
-                    addr.zip(p["len"].as_u64())
-                        .and_then(|(a, l)| IpNet::new(a, l as u8).ok())
-                } else {
-                    None
-                };
-                if let Some(n) = net {
-                    out.insert(n, expires);
-                }
-            }
-        }
-        Ok(out)
+        parse_set_json(&text)
     }
 
     fn ports(&self) -> String {
@@ -242,31 +215,8 @@ impl NftEnforcer {
         format!("{{ {} }}", p.join(", "))
     }
 
-    /// The local meter (after conntrack, so only new connections count), or its removal.
     fn local_rate_script(&self) -> String {
-        let t = &self.table;
-        let ports = self.ports();
-        let mut s = format!(
-            "add chain inet {t} localrate {{ type filter hook prerouting priority -150; policy accept; }}\n\
-             flush chain inet {t} localrate\n\
-             add set inet {t} rate4 {{ type ipv4_addr; flags dynamic, timeout; timeout 60s; }}\n\
-             add set inet {t} rate6 {{ type ipv6_addr; flags dynamic, timeout; timeout 60s; }}\n"
-        );
-        if self.local_rate {
-            // Three new connections a minute pass; the fourth within the minute is dropped, as
-            // `iptables -m recent --hitcount 4 --seconds 60` would.
-            s.push_str(&format!(
-                "add rule inet {t} localrate tcp dport {ports} ip saddr @allow4 accept\n\
-                 add rule inet {t} localrate tcp dport {ports} ip6 saddr @allow6 accept\n\
-                 add rule inet {t} localrate tcp dport {ports} ct state new update @rate4 {{ ip saddr limit rate over 3/minute burst 3 packets }} counter drop\n\
-                 add rule inet {t} localrate tcp dport {ports} ct state new update @rate6 {{ ip6 saddr limit rate over 3/minute burst 3 packets }} counter drop\n"
-            ));
-        } else {
-            s.push_str(&format!(
-                "delete chain inet {t} localrate\ndelete set inet {t} rate4\ndelete set inet {t} rate6\n"
-            ));
-        }
-        s
+        local_rate_script(&self.table, &self.ports(), self.local_rate)
     }
 
     fn add_line(&self, p: &IpNet, timeout_secs: u64) -> String {
