@@ -65,7 +65,8 @@ pub fn parse_peers(s: &str) -> Result<Peers, String> {
             }
         };
         let addr = addr.trim();
-        check_host_port(addr).map_err(|e| format!("malformed peer entry '{entry}': {e}"))?;
+        mxrep_common::addr::host_port(addr)
+            .map_err(|e| format!("malformed peer entry '{entry}': {e}"))?;
         if map.insert(id, addr.to_string()).is_some() {
             return Err(format!("peer id {id} is listed twice"));
         }
@@ -74,20 +75,6 @@ pub fn parse_peers(s: &str) -> Result<Peers, String> {
         return Err("no peers given: expected ID=HOST:PORT,…".into());
     }
     Ok(Peers(map))
-}
-
-fn check_host_port(addr: &str) -> Result<(), String> {
-    let Some((host, port)) = addr.rsplit_once(':') else {
-        return Err(format!("'{addr}' has no port (expected HOST:PORT)"));
-    };
-    if host.is_empty() {
-        return Err(format!("'{addr}' has no host"));
-    }
-    port.parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .map(|_| ())
-        .ok_or_else(|| format!("'{port}' is not a port number"))
 }
 
 /// Raft timing and log compaction; the `[raft]` table of the TOML file.
@@ -271,7 +258,7 @@ mod tests {
             ("x=127.0.0.1:1", "positive integer"),
             ("0=127.0.0.1:1", "positive integer"),
             ("1=127.0.0.1", "no port"),
-            ("1=127.0.0.1:99999", "not a port"),
+            ("1=127.0.0.1:99999", "invalid port"),
             ("1=a:1,1=b:2", "listed twice"),
             ("", "no peers"),
         ] {

@@ -93,6 +93,11 @@ impl NodeProc {
         self.child = Some(cmd.spawn().expect("spawn mxrep-node"));
     }
 
+    /// The process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

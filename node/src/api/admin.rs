@@ -55,12 +55,9 @@ fn write_status(e: WriteError) -> Status {
 }
 
 fn check_addr(what: &str, addr: &str) -> Result<(), Status> {
-    match addr.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(Status::invalid_argument(format!(
-            "{what} '{addr}' is not HOST:PORT"
-        ))),
-    }
+    mxrep_common::addr::host_port(addr)
+        .map(|_| ())
+        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
 #[tonic::async_trait]

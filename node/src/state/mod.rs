@@ -74,8 +74,10 @@ pub struct ReputationState {
     pub offences: BTreeMap<IpNet, Offence>,
     /// Keys an operator unbanned: no automatic ban until the time given.
     pub suppressed: BTreeMap<IpNet, i64>,
-    /// Creation times of the breaker-counted automatic bans in the last minute.
+    /// Creation times of the risky automatic bans in the last minute (the breaker's count).
     pub recent_auto_bans: VecDeque<i64>,
+    /// Creation times of all automatic bans in the last minute (the raw volume limit).
+    pub recent_all_bans: VecDeque<i64>,
     /// Set while the breaker holds risky automatic bans back.
     pub observe_only: Option<ObserveOnly>,
     /// Decisions taken while in observe-only mode: recorded, not enforced.
@@ -90,6 +92,7 @@ impl ReputationState {
         self.clock_ms = self.clock_ms.max(request.now_ms);
         let mut changes = self.expire();
         self.sweep_if_due();
+        self.recover_if_clear();
         match &request.command {
             Command::Tick => {}
             Command::Ban {
@@ -129,6 +132,7 @@ impl ReputationState {
             Command::ClearObserveOnly => {
                 self.observe_only = None;
                 self.recent_auto_bans.clear();
+                self.recent_all_bans.clear();
             }
         }
         if !changes.is_empty() {

@@ -170,8 +170,16 @@ pub struct Safety {
     /// Automatic bans never cover more than this (shortest prefix length allowed).
     pub max_breadth_ipv4: u8,
     pub max_breadth_ipv6: u8,
-    /// More new automatic bans than this in one minute switch the cluster to observe-only.
+    /// More new *risky* automatic bans than this in one minute (prefix bans, or bans of keys
+    /// that delivered mail within the good memory: the signs of a bug or a poisoned feed)
+    /// switch risky bans to observe-only.
     pub max_new_bans_per_minute: u32,
+    /// More new automatic bans of any kind than this in one minute switch all new automatic
+    /// bans to observe-only: a raw volume limit, orders of magnitude above any attack wave.
+    pub max_all_new_bans_per_minute: u32,
+    /// Observe-only ends by itself once this long passed without a decision it held back
+    /// (0: only an operator ends it, with `mxrepctl observe-only clear`).
+    pub observe_only_recovery_secs: u64,
     /// After a manual unban of an automatic ban, the key is not banned automatically for this long.
     pub unban_grace_secs: u64,
 }
@@ -184,6 +192,8 @@ impl Default for Safety {
             max_breadth_ipv4: 24,
             max_breadth_ipv6: 48,
             max_new_bans_per_minute: 1000,
+            max_all_new_bans_per_minute: 200_000,
+            observe_only_recovery_secs: 900,
             unban_grace_secs: 3600,
         }
     }

@@ -4,12 +4,15 @@
 //!   nor is a key an operator unbanned (for the grace time), nor one already inside a ban.
 //! - Automatic bans never cover more than the breadth limit (IPv4 /24, IPv6 /48 by default).
 //! - Repeat offenders: each new ban of the same key lasts `factor` times longer, capped.
-//! - The breaker: more than `max_new_bans_per_minute` new *risky* automatic bans — prefix bans,
-//!   or bans of keys that delivered mail within the good memory, which is what a bug or a
-//!   poisoned feed would produce — switch the cluster to observe-only for risky bans: they are
-//!   recorded, not enforced, until an operator clears it. Bans of single addresses that never
-//!   delivered mail cost no legitimate mail and go on, so a botnet wave of thousands of bad-only
-//!   addresses is stopped rather than turning enforcement off when it is needed most.
+//! - The breaker trips on signs of a bug or a poisoned feed, not on attack volume: more than
+//!   `max_new_bans_per_minute` new *risky* automatic bans — prefix bans, or bans of keys that
+//!   delivered mail within the good memory — switch risky bans to observe-only: recorded, not
+//!   enforced. Bans of single addresses that never delivered mail cost no legitimate mail and go
+//!   on, so a botnet wave of thousands of bad-only addresses is stopped rather than turning
+//!   enforcement off when it is needed most. Only a raw volume far above any wave
+//!   (`max_all_new_bans_per_minute`) holds back every automatic ban. Observe-only ends by itself
+//!   once `observe_only_recovery_secs` pass without a decision held back, or when an operator
+//!   clears it.
 
 use super::rules::Decision;
 use super::{Ban, BanAction, BanChange, BanChangeKind, BanSource, ReputationState};
@@ -26,11 +29,15 @@ pub struct Offence {
     pub last_ms: i64,
 }
 
-/// Why the cluster stopped enforcing new risky automatic bans.
+/// Why the cluster stopped enforcing new automatic bans, and which.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObserveOnly {
     pub since_ms: i64,
     pub reason: String,
+    /// Every automatic ban is held back (the raw volume limit), not only risky ones.
+    pub all: bool,
+    /// Cluster time of the last decision held back.
+    pub last_held_ms: i64,
 }
 
 impl ReputationState {
@@ -94,7 +101,7 @@ impl ReputationState {
             evidence: d.evidence,
             action: BanAction::Drop,
         };
-        if self.is_risky(&key) && self.breaker_holds(now) {
+        if self.breaker_holds(now, self.is_risky(&key)) {
             if self.observed.len() < MAX_OBSERVED {
                 self.observed.insert(key, ban);
             }
@@ -114,28 +121,61 @@ impl ReputationState {
         Some(BanChange { kind, ban })
     }
 
-    /// Counts one risky ban against the breaker; true if it must be held back.
-    fn breaker_holds(&mut self, now: i64) -> bool {
-        while self
-            .recent_auto_bans
-            .front()
-            .is_some_and(|t| *t + 60_000 <= now)
-        {
-            self.recent_auto_bans.pop_front();
-        }
-        if self.observe_only.is_none() {
-            self.recent_auto_bans.push_back(now);
-            let max = self.policy.safety.max_new_bans_per_minute as usize;
-            if self.recent_auto_bans.len() > max {
-                self.observe_only = Some(ObserveOnly {
-                    since_ms: now,
-                    reason: format!(
-                        "more than {max} new automatic bans of prefixes or of addresses that delivered mail within one minute: such bans are recorded, not enforced, until an operator clears observe-only mode (bans of addresses that never delivered go on)"
-                    ),
-                });
+    /// Counts one automatic ban against the breaker; true if it must be held back.
+    fn breaker_holds(&mut self, now: i64, risky: bool) -> bool {
+        let minute_ago = now - 60_000;
+        for q in [&mut self.recent_auto_bans, &mut self.recent_all_bans] {
+            while q.front().is_some_and(|t| *t <= minute_ago) {
+                q.pop_front();
             }
         }
-        self.observe_only.is_some()
+        let s = &self.policy.safety;
+        let (max_risky, max_all) = (
+            s.max_new_bans_per_minute as usize,
+            s.max_all_new_bans_per_minute as usize,
+        );
+        let held = |o: &ObserveOnly| o.all || risky;
+        if let Some(o) = self.observe_only.as_mut().filter(|o| held(o)) {
+            o.last_held_ms = now;
+            return true;
+        }
+        self.recent_all_bans.push_back(now);
+        if risky {
+            self.recent_auto_bans.push_back(now);
+        }
+        let trip = if self.recent_all_bans.len() > max_all {
+            Some((true, format!("more than {max_all} new automatic bans within one minute: every new automatic ban is recorded, not enforced")))
+        } else if risky && self.recent_auto_bans.len() > max_risky {
+            Some((false, format!("more than {max_risky} new automatic bans of prefixes or of addresses that delivered mail within one minute (a bug or a poisoned feed?): such bans are recorded, not enforced; bans of addresses that never delivered go on")))
+        } else {
+            None
+        };
+        let Some((all, reason)) = trip else {
+            return false;
+        };
+        self.observe_only = Some(ObserveOnly {
+            since_ms: now,
+            reason,
+            all,
+            last_held_ms: now,
+        });
+        true
+    }
+
+    /// Ends observe-only once the signs cleared: no decision held back for the recovery time.
+    pub(super) fn recover_if_clear(&mut self) {
+        let secs = self.policy.safety.observe_only_recovery_secs;
+        let clear = self.observe_only.as_ref().is_some_and(|o| {
+            secs > 0
+                && o.last_held_ms
+                    .saturating_add((secs as i64).saturating_mul(1000))
+                    <= self.clock_ms
+        });
+        if clear {
+            self.observe_only = None;
+            self.recent_auto_bans.clear();
+            self.recent_all_bans.clear();
+        }
     }
 
     /// Records the connection-rate rule's first answer: mail refused temporarily, no drop.

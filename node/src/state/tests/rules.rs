@@ -375,6 +375,46 @@ fn too_many_risky_bans_switch_to_observe_only_until_cleared() {
 }
 
 #[test]
+fn observe_only_ends_by_itself_once_the_signs_clear_and_raw_volume_still_trips() {
+    let mut sim = Sim::with_policy(|p| {
+        p.safety.max_new_bans_per_minute = 2;
+        p.safety.max_all_new_bans_per_minute = 100;
+        p.safety.observe_only_recovery_secs = 300;
+    });
+    let risky = |sim: &mut Sim, i: u32, t: i64| {
+        let a = format!("198.18.{i}.1");
+        let mut o = bad(&a, 0, t);
+        o.rejects = 10;
+        sim.see(t, vec![delivered(&a, 1, t - 60_000), o]);
+    };
+    for i in 1..=3 {
+        risky(&mut sim, i, T0 + i as i64 * 1000);
+    }
+    assert!(sim.s.observe_only.is_some());
+    // Another held-back decision keeps it on…
+    risky(&mut sim, 4, T0 + 200_000);
+    sim.apply(T0 + 400_000, Command::Tick);
+    assert!(sim.s.observe_only.is_some(), "held back 200 s ago: not yet");
+    // …and five quiet minutes end it without an operator.
+    sim.apply(T0 + 200_000 + 300_000, Command::Tick);
+    assert!(sim.s.observe_only.is_none());
+    risky(&mut sim, 5, T0 + 510_000);
+    assert!(sim.dropped("198.18.5.1"));
+    // A volume no attack wave reaches holds back everything.
+    let t = T0 + 600_000;
+    let list = (0..150u32)
+        .map(|i| {
+            let mut o = bad(&format!("198.19.{}.{}", i / 200, i % 200 + 1), 0, t);
+            o.rejects = 5;
+            o
+        })
+        .collect();
+    let r = sim.see(t, list);
+    assert_eq!(r.changes.len(), 100);
+    assert!(sim.s.observe_only.as_ref().is_some_and(|o| o.all));
+}
+
+#[test]
 fn repeat_offenders_get_twice_as_long_capped_at_a_week() {
     let mut sim = Sim::new();
     let mut t = T0;
