@@ -142,6 +142,7 @@ pub fn replay(mut verdicts: Vec<LoggedVerdict>, policy: Policy) -> ReplayReport 
         }
     }
     report.addresses = addrs.len();
+    hosts.sort();
     report.mx_hosts = hosts;
     report.lost_from = lost_from.into_iter().collect();
     report
@@ -212,6 +213,6 @@ mod tests {
         assert_eq!(a.by_rule().get("changing-addresses"), Some(&1));
         assert_eq!(a.connections, [2, 0, 9]);
         assert_eq!(a.lost_messages, 2);
-        assert_eq!(a.mx_hosts, vec!["mx2", "mx1"]);
+        assert_eq!(a.mx_hosts, vec!["mx1", "mx2"]);
     }
 }
