@@ -1,7 +1,10 @@
-//! `mxrep-agent check-log FILE [--json]`: prints the events read from a log, one per line, and a
-//! summary — the operator's way to check a log format, as `fail2ban-regex` is for fail2ban.
+//! `mxrep-agent check-log FILE [--json]`: prints the events read from a log, one per line, the
+//! verdict of each SMTP connection as the cluster will count it, and a summary — the operator's
+//! way to check a log format, as `fail2ban-regex` is for fail2ban.
 
-use crate::sources::postfix::{kind_name, parse_line, Parsed};
+use crate::sources::connections::ConnectionTracker;
+use crate::sources::postfix::{kind_name, parse_line_in, Parsed};
+use crate::sources::timezone::LogTimezone;
 use mxrep_proto::v1 as pb;
 use pb::event::Kind;
 use std::collections::BTreeMap;
@@ -43,6 +46,18 @@ fn details(e: &pb::Event) -> String {
         ),
         Some(Kind::AuthFailure(a)) => format!("mechanism={}", a.mechanism),
         Some(Kind::Accepted(a)) => format!("queue_id={}", a.queue_id),
+        Some(Kind::Verdict(v)) => format!(
+            "{} ({}) messages={} rejected={} deferred={} client_name={}",
+            v.verdict()
+                .as_str_name()
+                .trim_start_matches("VERDICT_")
+                .to_lowercase(),
+            v.reason,
+            v.messages,
+            v.rejected_recipients,
+            v.deferred,
+            v.client_name
+        ),
         Some(Kind::ProtocolError(p)) => format!(
             "{} ({})",
             p.kind()
@@ -55,37 +70,59 @@ fn details(e: &pb::Event) -> String {
     }
 }
 
-/// Reads `input` to the end, printing each event to `out`; returns the summary.
-pub fn check(input: impl BufRead, out: &mut impl Write, json: bool) -> std::io::Result<Summary> {
+/// Prints one event (a line's, or a connection's verdict).
+fn print_event(out: &mut impl Write, e: &pb::Event, json: bool) -> std::io::Result<()> {
+    let kind = kind_name(e);
+    let time = chrono::DateTime::from_timestamp_millis(e.time_unix_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default();
+    if json {
+        let v = serde_json::json!({"time": time, "client": e.client_address, "kind": kind, "details": details(e)});
+        writeln!(out, "{v}")
+    } else {
+        writeln!(
+            out,
+            "{time} {:<39} {:<14} {}",
+            e.client_address,
+            kind,
+            details(e)
+        )
+    }
+}
+
+/// Reads `input` to the end, printing each event and each connection's verdict to `out`;
+/// zone-less stamps are read in `tz`. Returns the summary.
+pub fn check(
+    input: impl BufRead,
+    out: &mut impl Write,
+    json: bool,
+    tz: &LogTimezone,
+) -> std::io::Result<Summary> {
     let mut s = Summary::default();
     let now = chrono::Utc::now();
+    let mut connections = ConnectionTracker::default();
+    let emit = |s: &mut Summary, out: &mut _, e: &pb::Event| {
+        *s.events.entry(kind_name(e)).or_insert(0) += 1;
+        print_event(out, e, json)
+    };
     for line in input.split(b'\n') {
         let line = line?;
         s.lines += 1;
         let text = String::from_utf8_lossy(&line);
-        match parse_line(&text, now) {
+        let read = parse_line_in(&text, now, tz);
+        match &read.parsed {
             Parsed::Event(e) => {
-                let kind = kind_name(&e);
-                *s.events.entry(kind).or_insert(0) += 1;
-                let time = chrono::DateTime::from_timestamp_millis(e.time_unix_ms)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                    .unwrap_or_default();
-                if json {
-                    let v = serde_json::json!({"time": time, "client": e.client_address, "kind": kind, "details": details(&e)});
-                    writeln!(out, "{v}")?;
-                } else {
-                    writeln!(
-                        out,
-                        "{time} {:<39} {:<14} {}",
-                        e.client_address,
-                        kind,
-                        details(&e)
-                    )?;
+                emit(&mut s, out, e)?;
+                for v in connections.feed(read) {
+                    emit(&mut s, out, &v)?;
                 }
             }
             Parsed::Ignored => s.ignored += 1,
             Parsed::NotUnderstood => s.not_understood += 1,
         }
+    }
+    for v in connections.expire(i64::MAX) {
+        emit(&mut s, out, &v)?;
     }
     Ok(s)
 }

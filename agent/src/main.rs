@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use mxrep_agent::check_log;
 use mxrep_agent::config::RunArgs;
+use mxrep_agent::sources::timezone::LogTimezone;
 use std::io::BufReader;
 use std::path::PathBuf;
 
@@ -21,10 +22,14 @@ struct Cli {
 enum Cmd {
     /// Print the events read from a Postfix log, one per line, and a summary.
     CheckLog {
+        /// The Postfix log to read (maillog_file, syslog or RFC 5424 lines).
         file: PathBuf,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Zone of stamps that carry none: local (default), UTC, +02:00, Europe/Berlin.
+        #[arg(long, default_value = "local", value_parser = |s: &str| s.parse::<LogTimezone>())]
+        log_timezone: LogTimezone,
     },
 }
 
@@ -35,11 +40,15 @@ fn fail(msg: impl std::fmt::Display) -> ! {
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| mxrep_common::cli::exit_on_clap_error(e));
     match cli.command {
-        Some(Cmd::CheckLog { file, json }) => {
+        Some(Cmd::CheckLog {
+            file,
+            json,
+            log_timezone,
+        }) => {
             let f = std::fs::File::open(&file)
                 .unwrap_or_else(|e| fail(format!("cannot open {}: {e}", file.display())));
             let mut out = std::io::stdout().lock();
-            let result = check_log::check(BufReader::new(f), &mut out, json)
+            let result = check_log::check(BufReader::new(f), &mut out, json, &log_timezone)
                 .and_then(|summary| check_log::print_summary(&summary, &mut out, json));
             match result {
                 Ok(()) => {}

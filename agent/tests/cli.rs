@@ -39,6 +39,17 @@ fn check_log_prints_events_and_a_summary() {
         lines.len() - 1
     );
     assert_eq!(summary["by_kind"]["connect"], 211);
+    assert_eq!(
+        summary["by_kind"]["verdict"], 211,
+        "one verdict per connection"
+    );
+    let delivered = lines
+        .iter()
+        .filter(|l| {
+            l["kind"] == "verdict" && l["details"].as_str().unwrap().starts_with("delivered")
+        })
+        .count();
+    assert_eq!(delivered, 202);
 }
 
 #[test]
@@ -59,7 +70,8 @@ fn check_log_counts_garbage_without_failing() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(last["summary"]["not_understood"], 2);
     assert_eq!(last["summary"]["ignored"], 1);
-    assert_eq!(last["summary"]["events"], 1);
+    // The connect, and the verdict of its connection judged at the end of the file.
+    assert_eq!(last["summary"]["events"], 2);
 }
 
 fn refused(args: &[&str]) -> String {

@@ -156,6 +156,15 @@ impl ConnectionTracker {
     }
 }
 
+/// "1 message", "2 messages".
+fn n(count: u32, word: &str) -> String {
+    if count == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{count} {word}s")
+    }
+}
+
 fn count(commands: &[pb::CommandCount], name: &str) -> (u32, u32) {
     commands
         .iter()
@@ -185,7 +194,7 @@ fn verdict(t: i64, addr: IpAddr, c: &Conn, commands: Option<&[pb::CommandCount]>
                 ),
             )
         } else {
-            (Delivered, format!("{messages} messages accepted"))
+            (Delivered, format!("{} accepted", n(messages, "message")))
         }
     } else if c.auth_failures > 0 {
         (
@@ -202,7 +211,10 @@ fn verdict(t: i64, addr: IpAddr, c: &Conn, commands: Option<&[pb::CommandCount]>
             format!("{rejected} recipients rejected, nothing accepted"),
         )
     } else if c.deferred > 0 {
-        (Neutral, format!("{} temporary refusals only", c.deferred))
+        (
+            Neutral,
+            format!("only {}", n(c.deferred, "temporary refusal")),
+        )
     } else if rcpt_ok > 0 || mail_ok > 0 {
         (
             Neutral,
