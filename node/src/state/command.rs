@@ -1,5 +1,6 @@
 //! What a Raft entry carries (`Request`) and what applying it returns (`Response`).
 
+use super::greylist::Sighting;
 use super::policy::Policy;
 use super::{BanChange, BanSource};
 use ipnet::IpNet;
@@ -84,6 +85,8 @@ pub enum Command {
     Allow { prefix: IpNet, add: bool },
     /// Leave observe-only mode.
     ClearObserveOnly,
+    /// Greylisting triplets seen by the policy services of the fleet.
+    Greylist(Vec<Sighting>),
 }
 
 /// One application entry of the Raft log: a command and the leader's time stamp.

@@ -10,6 +10,7 @@
 //! - this file: the state, and `apply` dispatching each command;
 //! - [`command`]: what an entry carries (`Request`, `Command`, `Observation`) and returns;
 //! - [`observe`]: connection verdicts into counters, exactly once per agent batch ([`dedup`]);
+//! - [`greylist`]: greylisting triplets for the whole fleet, and the answer to one request;
 //! - [`counters`] and [`window`]: what is counted, per address and per prefix level;
 //! - [`rules`]: the policies that turn counts into assessments and decisions;
 //! - [`safety`]: what a decision must pass to become a ban (allowlists, breadth, breaker) and
@@ -24,6 +25,7 @@ mod ban;
 mod command;
 pub mod counters;
 pub mod dedup;
+pub mod greylist;
 mod lifecycle;
 mod observe;
 pub mod policy;
@@ -42,6 +44,7 @@ pub use safety::{ObserveOnly, Offence};
 
 use counters::{AddrTable, PrefixStats};
 use dedup::BatchLedger;
+use greylist::GreylistTable;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -70,6 +73,8 @@ pub struct ReputationState {
     pub prefixes: BTreeMap<IpNet, PrefixStats>,
     /// Agent batches already counted.
     pub batches: BatchLedger,
+    /// Greylisting triplets and client networks.
+    pub greylist: GreylistTable,
     /// Automatic bans per key, for repeat-offender escalation.
     pub offences: BTreeMap<IpNet, Offence>,
     /// Keys an operator unbanned: no automatic ban until the time given.
@@ -93,6 +98,8 @@ impl ReputationState {
         let mut changes = self.expire();
         self.sweep_if_due();
         self.recover_if_clear();
+        let now = self.now_secs();
+        self.greylist.sweep_if_due(&self.policy.greylist, now);
         match &request.command {
             Command::Tick => {}
             Command::Ban {
@@ -128,6 +135,10 @@ impl ReputationState {
             }
             Command::Allow { prefix, add: false } => {
                 self.allow.remove(prefix);
+            }
+            Command::Greylist(sightings) => {
+                let now = self.now_secs();
+                self.greylist.apply(&self.policy.greylist, sightings, now);
             }
             Command::ClearObserveOnly => {
                 self.observe_only = None;

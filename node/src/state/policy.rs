@@ -137,6 +137,46 @@ impl Default for MessageRate {
     }
 }
 
+/// Greylisting for the whole fleet (postgrey's defaults): a first-seen triplet is refused
+/// temporarily; a retry after the delay passes, on any MX host, from any address of the client
+/// network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Greylist {
+    pub enabled: bool,
+    pub delay_secs: u32,
+    /// A retry counts only within this long of the first attempt.
+    pub retry_window_secs: u32,
+    /// Triplets unseen this long are forgotten.
+    pub max_age_secs: u32,
+    /// A client network that passed this many times (one an hour counted) is not greylisted …
+    pub auto_allowlist_passes: u32,
+    /// … for this long.
+    pub auto_allowlist_secs: u32,
+    /// Client networks: a retry from another address of the same network passes.
+    pub ipv4_prefix_len: u8,
+    pub ipv6_prefix_len: u8,
+    /// Greylist only suspicious clients (no delivery history, a bad verdict lately, or no
+    /// verified client name), as rspamd and Fastmail do; false: every client, as postgrey.
+    pub only_suspicious: bool,
+}
+
+impl Default for Greylist {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            delay_secs: 300,
+            retry_window_secs: 2 * 86400,
+            max_age_secs: 35 * 86400,
+            auto_allowlist_passes: 5,
+            auto_allowlist_secs: 35 * 86400,
+            ipv4_prefix_len: 24,
+            ipv6_prefix_len: 64,
+            only_suspicious: false,
+        }
+    }
+}
+
 /// Repeat offenders: each new automatic ban of a key lasts `factor` times the one before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -207,6 +247,7 @@ pub struct Policy {
     pub changing_addresses: ChangingAddresses,
     pub rejects: Rejects,
     pub message_rate: MessageRate,
+    pub greylist: Greylist,
     pub repeat_offenders: RepeatOffenders,
     pub safety: Safety,
 }
@@ -300,6 +341,22 @@ impl Policy {
         }
         if c.distinct_addresses < 2 {
             return Err("changing_addresses.distinct_addresses must be at least 2".into());
+        }
+        let g = &self.greylist;
+        if g.ipv4_prefix_len > 32 || g.ipv6_prefix_len > 128 {
+            return Err(
+                "greylist.ipv4_prefix_len is at most 32, greylist.ipv6_prefix_len at most 128"
+                    .into(),
+            );
+        }
+        if g.delay_secs >= g.retry_window_secs {
+            return Err(format!(
+                "greylist.delay_secs ({}) must be shorter than greylist.retry_window_secs ({})",
+                g.delay_secs, g.retry_window_secs
+            ));
+        }
+        if g.auto_allowlist_passes == 0 {
+            return Err("greylist.auto_allowlist_passes must be at least 1".into());
         }
         if self.repeat_offenders.factor == 0 {
             return Err("repeat_offenders.factor must be at least 1".into());
