@@ -59,7 +59,11 @@ async fn start() -> String {
             tempfail: true,
         },
     );
-    let svc = PolicyService { view, uplink: None };
+    let svc = PolicyService {
+        view,
+        uplink: None,
+        greylist: None,
+    };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     tokio::spawn(svc.serve(l));

@@ -7,10 +7,12 @@
 //! ban view — `REJECT` with a clear text for a banned address the firewall has not dropped (dry
 //! run, or the moment before the set is updated), `DEFER_IF_PERMIT` (450) for an address the
 //! cluster refuses temporarily (too many connections that were not mail), `DUNNO` otherwise. It never waits on the
-//! cluster. A malformed or oversized request closes that connection only, as the protocol
-//! expects.
+//! cluster. With greylisting, an RCPT request that no ban answered asks the cluster, with a
+//! deadline of 100 ms and DUNNO when it is away (`greylist_client`). A malformed or oversized
+//! request closes that connection only, as the protocol expects.
 
 use crate::enforce::view::BanView;
+use crate::sources::greylist_client::{GreylistClient, Verdict};
 use crate::uplink::Uplink;
 use mxrep_proto::v1 as pb;
 use std::collections::HashMap;
@@ -24,18 +26,50 @@ pub const MAX_REQUEST: usize = 16 * 1024;
 /// Idle time after which a policy connection is closed.
 const IDLE: Duration = Duration::from_secs(600);
 
-/// What the policy server needs: the ban view, and where events go.
+/// What the policy server needs: the ban view, where events go, and the cluster's greylisting.
 #[derive(Clone)]
 pub struct PolicyService {
     pub view: BanView,
     pub uplink: Option<Uplink>,
+    /// Greylisting at RCPT (None: off on this agent).
+    pub greylist: Option<std::sync::Arc<GreylistClient>>,
 }
 
 use mxrep_common::clock::unix_ms as now_ms;
 
 impl PolicyService {
-    /// The `action=` for one request.
-    pub fn answer(&self, attrs: &HashMap<String, String>) -> String {
+    /// The `action=` for one request: a ban first, then greylisting at RCPT.
+    pub async fn answer(&self, attrs: &HashMap<String, String>) -> String {
+        let banned = self.ban_answer(attrs);
+        if banned != "DUNNO" {
+            return banned;
+        }
+        let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
+        let rcpt = matches!(
+            get("protocol_state").to_ascii_uppercase().as_str(),
+            "RCPT" | ""
+        );
+        match &self.greylist {
+            Some(g) if rcpt && !get("client_address").is_empty() => {
+                match g
+                    .check(
+                        get("client_address"),
+                        get("client_name"),
+                        get("sender"),
+                        get("recipient"),
+                    )
+                    .await
+                {
+                    Verdict::Defer(text) => format!("DEFER_IF_PERMIT {text}"),
+                    Verdict::Dunno => banned,
+                }
+            }
+            _ => banned,
+        }
+    }
+
+    /// The answer from the ban view alone.
+    fn ban_answer(&self, attrs: &HashMap<String, String>) -> String {
         let Some(addr) = attrs
             .get("client_address")
             .and_then(|a| a.parse::<IpAddr>().ok())
@@ -126,7 +160,7 @@ impl PolicyService {
                 if attrs.is_empty() {
                     return Err("empty request".into());
                 }
-                let action = self.answer(&attrs);
+                let action = self.answer(&attrs).await;
                 w.write_all(format!("action={action}\n\n").as_bytes())
                     .await
                     .map_err(|e| e.to_string())?;

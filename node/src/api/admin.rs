@@ -201,6 +201,13 @@ impl Admin for AdminService {
             allowlisted: r.allowlisted,
             suppressed_until_unix_ms: r.suppressed_until_ms.unwrap_or(0),
             offences: r.offences,
+            greylist: r.greylist.map(|(net, c)| pb::GreylistState {
+                network: net.to_string(),
+                triplets_seen: c.seen,
+                triplets_passed: c.passed,
+                passes: c.passes,
+                allowlisted_until_unix_ms: c.allowlisted_until as i64 * 1000,
+            }),
             distances: r
                 .distances
                 .into_iter()

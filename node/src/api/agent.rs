@@ -6,10 +6,13 @@
 //! change as applied. Both end when the node stops.
 
 use super::convert::ban_to_pb;
+use crate::ingest::sightings::Sightings;
 use crate::ingest::{Aggregator, Limits};
 use crate::raft::ban_feed::Start;
 use crate::raft::Cluster;
+use crate::state::greylist::decide::{GreyAnswer, GreyQuery};
 use crate::state::{BanChange, BanChangeKind};
+use mxrep_common::lock::RwLockExt as _;
 use mxrep_common::shutdown::Shutdown;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::agent_server::Agent;
@@ -29,11 +32,14 @@ pub struct AgentService {
     limits: Limits,
     /// Fired when the node stops: every open stream ends, so the server can drain.
     shutdown: Shutdown,
+    /// Where greylisting sightings go to be proposed in the background.
+    sightings: Sightings,
 }
 
 impl AgentService {
     pub fn new(cluster: Cluster, aggregator: Aggregator, shutdown: Shutdown) -> Self {
         Self {
+            sightings: Sightings::start(cluster.clone()),
             cluster,
             aggregator,
             limits: Limits::default(),
@@ -142,5 +148,48 @@ impl Agent for AgentService {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
+    }
+
+    async fn check_greylist(
+        &self,
+        req: Request<pb::GreylistRequest>,
+    ) -> Result<Response<pb::GreylistReply>, Status> {
+        let r = req.into_inner();
+        let addr = r.client_address.trim().parse().map_err(|_| {
+            Status::invalid_argument(format!(
+                "unparseable client address '{}'",
+                r.client_address.chars().take(64).collect::<String>()
+            ))
+        })?;
+        let q = GreyQuery {
+            addr,
+            client_name: r.client_name.trim(),
+            sender: &r.sender,
+            recipient: &r.recipient,
+        };
+        let now = (mxrep_common::clock::unix_ms() / 1000).clamp(0, u32::MAX as i64) as u32;
+        let (answer, sighting) = self
+            .cluster
+            .state
+            .read_locked()
+            .state
+            .greylist_check(&q, now);
+        if let Some(s) = sighting {
+            self.sightings.push(s);
+        }
+        use pb::GreylistAction as A;
+        let (action, remaining_seconds, reason) = match answer {
+            GreyAnswer::Disabled => (A::Disabled, 0, String::new()),
+            GreyAnswer::Pass(why) => (A::Pass, 0, why),
+            GreyAnswer::Defer {
+                remaining_secs,
+                reason,
+            } => (A::Defer, remaining_secs, reason),
+        };
+        Ok(Response::new(pb::GreylistReply {
+            action: action as i32,
+            remaining_seconds,
+            reason,
+        }))
     }
 }

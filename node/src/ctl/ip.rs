@@ -61,6 +61,11 @@ pub async fn run(
             "allowlisted": r.allowlisted,
             "suppressed_until_unix_ms": (r.suppressed_until_unix_ms > 0).then_some(r.suppressed_until_unix_ms),
             "offences": r.offences,
+            "greylist": r.greylist.as_ref().map(|g| json!({
+                "network": g.network, "triplets_seen": g.triplets_seen,
+                "triplets_passed": g.triplets_passed, "passes": g.passes,
+                "allowlisted_until_unix_ms": (g.allowlisted_until_unix_ms > 0).then_some(g.allowlisted_until_unix_ms),
+            })),
             "distances": r.distances.iter().map(|d| json!({
                 "rule": d.rule, "key": d.key, "text": d.text, "would_ban": d.would_ban,
             })).collect::<Vec<_>>(),
@@ -117,6 +122,23 @@ pub async fn run(
             let mark = if d.would_ban { "AT LIMIT" } else { "" };
             println!("    {:<20} {} {mark}", d.rule, d.text);
         }
+    }
+    if let Some(g) = &r.greylist {
+        let allow = if g.allowlisted_until_unix_ms > 0 {
+            format!(
+                "; not greylisted until {}",
+                rfc3339(g.allowlisted_until_unix_ms)
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "  greylisting of {}: {} triplets seen, {} passed, {} passes toward the allowlist{allow}",
+            g.network,
+            g.triplets_seen,
+            g.triplets_passed,
+            g.passes
+        );
     }
     for b in &r.observed {
         println!("  observed only (not enforced): {}", ban_line(b));

@@ -151,8 +151,9 @@ pub struct Greylist {
     pub max_age_secs: u32,
     /// A client network that passed this many times (one an hour counted) is not greylisted …
     pub auto_allowlist_passes: u32,
-    /// … for this long.
+    /// … for this long. Passes closer together than `auto_allowlist_spacing_secs` count once.
     pub auto_allowlist_secs: u32,
+    pub auto_allowlist_spacing_secs: u32,
     /// Client networks: a retry from another address of the same network passes.
     pub ipv4_prefix_len: u8,
     pub ipv6_prefix_len: u8,
@@ -170,6 +171,7 @@ impl Default for Greylist {
             max_age_secs: 35 * 86400,
             auto_allowlist_passes: 5,
             auto_allowlist_secs: 35 * 86400,
+            auto_allowlist_spacing_secs: 3600,
             ipv4_prefix_len: 24,
             ipv6_prefix_len: 64,
             only_suspicious: false,

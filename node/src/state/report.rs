@@ -3,6 +3,7 @@
 //! (bans, allowlists, suppression), in a form the API renders.
 
 use super::counters::{truncate, CounterName};
+use super::greylist::GreyClient;
 use super::lifecycle::covering;
 use super::rules;
 use super::{Ban, ReputationState};
@@ -44,6 +45,8 @@ pub struct AddressReport {
     pub allowlisted: bool,
     pub suppressed_until_ms: Option<i64>,
     pub offences: u32,
+    /// The greylisting of its client network, if it was ever greylisted.
+    pub greylist: Option<(IpNet, GreyClient)>,
 }
 
 impl ReputationState {
@@ -163,6 +166,16 @@ impl ReputationState {
                 .filter_map(|k| self.suppressed.get(k).copied())
                 .max(),
             offences: self.offences.get(&key).map(|o| o.count).unwrap_or(0),
+            greylist: {
+                let g = &self.policy.greylist;
+                let len = if v6 {
+                    g.ipv6_prefix_len
+                } else {
+                    g.ipv4_prefix_len
+                };
+                let net = truncate(addr, len);
+                self.greylist.clients.get(&net).map(|c| (net, c.clone()))
+            },
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Greylisting for the whole fleet, as replicated data: triplets (client network, normalised
 //! sender, recipient — as a 64-bit key, see [`sender`]) with when they were first seen and first
-//! passed, and per client network how often it passed (five passes, at most one an hour counted,
+//! passed, and per client network how often it passed (five passes, at most one an hour counted by default,
 //! allowlist it for 35 days, as postgrey's `--auto-whitelist-clients`).
 //!
 //! - this file: the tables, sightings applied at the entry's time, expiry;
@@ -87,7 +87,12 @@ impl GreylistTable {
                 t.passed = now;
                 client.passed += 1;
             }
-            if client.passes == 0 || now >= client.last_pass.saturating_add(3600) {
+            if client.passes == 0
+                || now
+                    >= client
+                        .last_pass
+                        .saturating_add(p.auto_allowlist_spacing_secs)
+            {
                 client.passes += 1;
                 client.last_pass = now;
                 if client.passes >= p.auto_allowlist_passes {

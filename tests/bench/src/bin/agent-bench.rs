@@ -227,6 +227,7 @@ fn policy_bench() {
         let svc = PolicyService {
             view,
             uplink: Some(Uplink::start(cfg)),
+            greylist: None,
         };
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();

@@ -71,6 +71,13 @@ impl Agent for Discard {
     ) -> Result<Response<Updates>, Status> {
         Err(Status::unimplemented("discard node"))
     }
+
+    async fn check_greylist(
+        &self,
+        _: Request<pb::GreylistRequest>,
+    ) -> Result<Response<pb::GreylistReply>, Status> {
+        Err(Status::unimplemented("discard node"))
+    }
 }
 
 /// One agent-like stream: keeps `window` batches in flight for `secs`; returns events acked.
