@@ -60,7 +60,8 @@ impl Postfix {
             format!("maillog_file = {}", log.display()),
             format!("syslog_name = postfix-{name}"),
             format!("myhostname = {name}.test"),
-            "mydestination = $myhostname, localhost".into(),
+            // mx.test: the domain all three MX hosts serve, as a real domain's MX records do.
+            "mydestination = $myhostname, localhost, mx.test".into(),
             format!("inet_interfaces = {addr}"),
             "inet_protocols = ipv4".into(),
             "mynetworks = 127.0.0.0/8".into(),
@@ -377,6 +378,11 @@ impl Testbed {
 
     /// One SMTP session with swaks from `src` (on the spammer host) to MX `i`; true if delivered.
     pub fn swaks(&self, ns: &str, src: &str, i: usize, to: &str) -> bool {
+        self.swaks_to(ns, src, i, &format!("{to}@{}.test", self.mx[i].name))
+    }
+
+    /// One SMTP session from `src` to MX `i` for recipient `rcpt`; true if delivered.
+    pub fn swaks_to(&self, ns: &str, src: &str, i: usize, rcpt: &str) -> bool {
         Command::new("ip")
             .args([
                 "netns",
@@ -390,7 +396,7 @@ impl Testbed {
             ])
             .args([
                 "--to",
-                &format!("{to}@{}.test", self.mx[i].name),
+                rcpt,
                 "--from",
                 "sender@example.test",
             ])
