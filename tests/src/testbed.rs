@@ -394,12 +394,7 @@ impl Testbed {
                 "--local-interface",
                 src,
             ])
-            .args([
-                "--to",
-                rcpt,
-                "--from",
-                "sender@example.test",
-            ])
+            .args(["--to", rcpt, "--from", "sender@example.test"])
             .args(["--timeout", "5", "--silent", "2"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -319,8 +319,16 @@ fn greylisting_once_for_the_fleet_with_real_postfix() {
     )
     .unwrap();
     let n = &bed.nodes[0];
-    let out = ctl_in(n.netns.as_deref(), &n.api, &["policy", "set", policy.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ctl_in(
+        n.netns.as_deref(),
+        &n.api,
+        &["policy", "set", policy.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     wait_until(LIMIT, "the policy on every node", || {
         bed.nodes
             .iter()
@@ -331,34 +339,72 @@ fn greylisting_once_for_the_fleet_with_real_postfix() {
             .then_some(())
     });
     let rcpt = "user@mx.test";
-    let grey = |m: &MxHost| m.postfix.as_ref().unwrap().log_text().matches("Greylisted by mxrep").count();
+    let grey = |m: &MxHost| {
+        m.postfix
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .matches("Greylisted by mxrep")
+            .count()
+    };
     // First attempt, on mx1: refused for now, in Postfix's own log.
-    assert!(!bed.swaks_to(&bed.spam, "203.0.113.30", 0, rcpt), "a first attempt must be deferred");
+    assert!(
+        !bed.swaks_to(&bed.spam, "203.0.113.30", 0, rcpt),
+        "a first attempt must be deferred"
+    );
     let t0 = Instant::now();
-    wait_until(LIMIT, "mx1 to log the greylisting", || (grey(&bed.mx[0]) > 0).then_some(()));
+    wait_until(LIMIT, "mx1 to log the greylisting", || {
+        (grey(&bed.mx[0]) > 0).then_some(())
+    });
     // A retry too early, on mx2 from another address of the /24: still refused.
-    assert!(!bed.swaks_to(&bed.spam, "203.0.113.31", 1, rcpt), "a retry before the delay must be deferred");
-    assert!(t0.elapsed() < Duration::from_secs(5), "the early retry came too late to test");
+    assert!(
+        !bed.swaks_to(&bed.spam, "203.0.113.31", 1, rcpt),
+        "a retry before the delay must be deferred"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the early retry came too late to test"
+    );
     // After the delay, the same retry passes on mx2 and is delivered there.
     std::thread::sleep(Duration::from_secs(5).saturating_sub(t0.elapsed()));
     wait_until(LIMIT, "the retry to be accepted on mx2", || {
-        bed.swaks_to(&bed.spam, "203.0.113.31", 1, rcpt).then_some(())
+        bed.swaks_to(&bed.spam, "203.0.113.31", 1, rcpt)
+            .then_some(())
     });
     wait_until(LIMIT, "the message delivered on mx2", || {
-        bed.mx[1].postfix.as_ref().unwrap().log_text().contains("status=sent").then_some(())
+        bed.mx[1]
+            .postfix
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .contains("status=sent")
+            .then_some(())
     });
     // Passes a second or more apart: after five the network is allowlisted on every MX host.
     wait_until(LIMIT, "the network allowlisted", || {
         std::thread::sleep(Duration::from_millis(1100));
-        assert!(bed.swaks_to(&bed.spam, "203.0.113.31", 2, rcpt), "a passed triplet must stay passed");
+        assert!(
+            bed.swaks_to(&bed.spam, "203.0.113.31", 2, rcpt),
+            "a passed triplet must stay passed"
+        );
         let r = bed.ctl_json(&["ip", "show", "203.0.113.31"]).ok()?;
         r["greylist"]["allowlisted_until_unix_ms"].as_i64()
     });
     // A new triplet from the network goes straight through, on mx3.
-    assert!(bed.swaks_to(&bed.spam, "203.0.113.32", 2, "devnull@mx.test"), "an allowlisted network is not greylisted");
+    assert!(
+        bed.swaks_to(&bed.spam, "203.0.113.32", 2, "devnull@mx.test"),
+        "an allowlisted network is not greylisted"
+    );
     // Greylisting is neutral: nobody of the network was banned for it.
     let bans = bed.ctl_json(&["bans", "list"]).unwrap();
-    assert!(!bans["bans"].as_array().unwrap().iter().any(|b| b["prefix"].as_str().unwrap().starts_with("203.0.113.")), "{bans}");
+    assert!(
+        !bans["bans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["prefix"].as_str().unwrap().starts_with("203.0.113.")),
+        "{bans}"
+    );
 
     // Every node stopped: mail from a never-seen client is accepted at once (fail open).
     for node in &mut bed.nodes {
@@ -366,7 +412,15 @@ fn greylisting_once_for_the_fleet_with_real_postfix() {
     }
     for i in 0..3 {
         let t = Instant::now();
-        assert!(bed.swaks_to(&bed.legit, "198.51.100.25", i, rcpt), "fail open on mx{}", i + 1);
-        assert!(t.elapsed() < Duration::from_secs(4), "greylisting without the cluster slowed mail: {:?}", t.elapsed());
+        assert!(
+            bed.swaks_to(&bed.legit, "198.51.100.25", i, rcpt),
+            "fail open on mx{}",
+            i + 1
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "greylisting without the cluster slowed mail: {:?}",
+            t.elapsed()
+        );
     }
 }

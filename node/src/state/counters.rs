@@ -4,7 +4,7 @@
 //! IPv6 in 16), so a tracked address costs its counters and little else. Counters that fall out
 //! of every window are evicted, so memory follows the active set, not history.
 
-use super::window::Window;
+use super::window::{PairWindow, Window};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -15,7 +15,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub enum CounterName {
     BadConnections,
     NeutralConnections,
-    DeliveredConnections,
     RejectedRecipients,
     AuthFailures,
     Messages,
@@ -29,7 +28,6 @@ impl CounterName {
         match self {
             Self::BadConnections => "bad connections (not mail)",
             Self::NeutralConnections => "neutral connections (temporary refusals only)",
-            Self::DeliveredConnections => "delivering connections",
             Self::RejectedRecipients => "rejected recipients (nothing delivered)",
             Self::AuthFailures => "SASL authentication failures",
             Self::Messages => "accepted messages",
@@ -40,29 +38,37 @@ impl CounterName {
     }
 }
 
-/// Counters of one address, cluster-wide.
+/// Counters of one address, cluster-wide. Kept small: a busy cluster tracks millions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddrStats {
-    /// Bad connections, in the connection-rate window.
-    pub bad: Window,
-    /// Neutral and delivering connections, in the rejects window (shown, not judged).
-    pub neutral: Window,
-    pub delivered: Window,
-    /// Permanently rejected recipients of connections that delivered nothing.
-    pub rejects: Window,
-    pub auth_failures: Window,
+    /// Connections in the connection-rate window: bad ones (lane [`BAD`]) and neutral ones
+    /// (lane [`NEUTRAL`], shown, not judged).
+    pub connections: PairWindow,
+    /// In the rejects window: permanently rejected recipients of connections that delivered
+    /// nothing (lane [`REJECTS`]) and SASL failures (lane [`AUTH_FAILURES`]).
+    pub refusals: PairWindow,
     /// Accepted messages, in the message-rate window.
     pub messages: Window,
     /// Accepted messages over the good memory (24 h by default): the address's credit.
     pub good: Window,
     /// MX hosts (by index in the state's host table, 63 = "any other") that reported it.
     pub hosts: u64,
-    /// Second the connection-rate rule answered with a temporary refusal (0: never).
-    pub throttled_at: u32,
-    /// Bad connections counted since that refusal.
-    pub bad_since_throttle: u32,
-    /// Its verified client name matched `safety.allow_client_names`.
-    pub name_allowlisted: bool,
+}
+
+/// Lanes of [`AddrStats::connections`].
+pub const BAD: usize = 0;
+pub const NEUTRAL: usize = 1;
+/// Lanes of [`AddrStats::refusals`].
+pub const REJECTS: usize = 0;
+pub const AUTH_FAILURES: usize = 1;
+
+/// The connection-rate rule's temporary refusal of one address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Throttle {
+    /// Cluster second it was refused.
+    pub at: u32,
+    /// Bad connections counted since.
+    pub bad_since: u32,
 }
 
 /// Counters of one prefix at one level: which members (addresses, or the narrowest prefixes
@@ -77,7 +83,7 @@ pub struct PrefixStats {
 }
 
 /// Most members remembered per side of a prefix; a full good side can only protect.
-pub const MEMBER_CAP: usize = 256;
+pub const MEMBER_CAP: usize = 64;
 
 impl PrefixStats {
     /// (bad-only members in the window, members that delivered within the good memory).
@@ -158,9 +164,11 @@ impl AddrTable {
     }
 
     /// Keeps the addresses for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&AddrStats) -> bool) {
-        self.v4.retain(|_, s| keep(s));
-        self.v6.retain(|_, s| keep(s));
+    pub fn retain(&mut self, mut keep: impl FnMut(IpAddr, &AddrStats) -> bool) {
+        self.v4
+            .retain(|k, s| keep(IpAddr::V4(Ipv4Addr::from(*k)), s));
+        self.v6
+            .retain(|k, s| keep(IpAddr::V6(Ipv6Addr::from(*k)), s));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (IpAddr, &AddrStats)> {

@@ -134,16 +134,18 @@ impl ReputationState {
             p.changing_addresses.good_memory_secs,
         );
         let refusal = p.connection_rate.tempfail_secs;
-        self.addrs.retain(|s| {
-            !(s.bad.is_idle(now, cw)
-                && s.neutral.is_idle(now, rw)
-                && s.delivered.is_idle(now, rw)
+        self.throttles
+            .retain(|_, t| t.at as u64 + refusal > now as u64);
+        let throttles = &self.throttles;
+        self.addrs.retain(|a, s| {
+            !(s.connections.is_idle(now, cw)
                 && s.messages.is_idle(now, mw)
-                && s.rejects.is_idle(now, rw)
-                && s.auth_failures.is_idle(now, rw)
+                && s.refusals.is_idle(now, rw)
                 && s.good.is_idle(now, gm)
-                && (s.throttled_at as u64 + refusal) <= now as u64)
+                && !throttles.contains_key(&a))
         });
+        let addrs = &self.addrs;
+        self.named.retain(|a| addrs.get(*a).is_some());
         self.prefixes.retain(|_, ps| !ps.sweep(now, pw, gm));
         let memory_ms = (p.repeat_offenders.memory_secs as i64).saturating_mul(1000);
         let clock = self.clock_ms;

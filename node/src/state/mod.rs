@@ -69,6 +69,10 @@ pub struct ReputationState {
     pub hosts: Vec<String>,
     /// Counters per address.
     pub addrs: AddrTable,
+    /// Addresses the connection-rate rule refused temporarily.
+    pub throttles: BTreeMap<IpAddr, counters::Throttle>,
+    /// Tracked addresses whose verified client name is on the allowlist.
+    pub named: BTreeSet<IpAddr>,
     /// Counters per prefix, at every level the policy names.
     pub prefixes: BTreeMap<IpNet, PrefixStats>,
     /// Agent batches already counted.
@@ -180,7 +184,7 @@ impl ReputationState {
 
     /// Is `addr`'s verified client name on the policy's allowlist?
     pub fn is_name_allowed(&self, addr: IpAddr) -> bool {
-        self.addrs.get(addr).is_some_and(|s| s.name_allowlisted)
+        self.named.contains(&addr)
     }
 
     fn now_secs(&self) -> u32 {

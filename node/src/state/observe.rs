@@ -4,7 +4,7 @@
 //!
 //! [`dedup`]: super::dedup
 
-use super::counters::{member_of, truncate};
+use super::counters::{member_of, truncate, AUTH_FAILURES, BAD, NEUTRAL, REJECTS};
 use super::rules::{self, Decision};
 use super::{BanChange, BatchId, Observation, ReputationState};
 use ipnet::IpNet;
@@ -80,22 +80,31 @@ impl ReputationState {
             .is_some_and(|n| name_allowed(&p.safety.allow_client_names, n));
         let st = self.addrs.entry(o.addr);
         st.hosts |= bit;
-        st.name_allowlisted |= name_ok;
+        for (lane, n) in [(BAD, o.bad), (NEUTRAL, o.neutral)] {
+            if n > 0 {
+                st.connections.add_to(lane, at, cw, n);
+            }
+        }
+        for (lane, n) in [(REJECTS, o.rejects), (AUTH_FAILURES, o.auth_failures)] {
+            if n > 0 {
+                st.refusals.add_to(lane, at, rw, n);
+            }
+        }
         for (w, win, n) in [
-            (&mut st.bad, cw, o.bad),
-            (&mut st.neutral, rw, o.neutral),
-            (&mut st.delivered, rw, o.delivered),
             (&mut st.messages, mw, o.messages),
             (&mut st.good, gm, o.messages),
-            (&mut st.rejects, rw, o.rejects),
-            (&mut st.auth_failures, rw, o.auth_failures),
         ] {
             if n > 0 {
                 w.add(at, win, n);
             }
         }
-        if st.throttled_at > 0 {
-            st.bad_since_throttle = st.bad_since_throttle.saturating_add(o.bad);
+        if name_ok {
+            self.named.insert(o.addr);
+        }
+        if o.bad > 0 {
+            if let Some(t) = self.throttles.get_mut(&o.addr) {
+                t.bad_since = t.bad_since.saturating_add(o.bad);
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! prefixes' weighing at every level, how far each rule is from a ban, and what covers it
 //! (bans, allowlists, suppression), in a form the API renders.
 
-use super::counters::{truncate, CounterName};
+use super::counters::{truncate, CounterName, AUTH_FAILURES, BAD, NEUTRAL, REJECTS};
 use super::greylist::GreyClient;
 use super::lifecycle::covering;
 use super::rules;
@@ -72,19 +72,13 @@ impl ReputationState {
                 vec![
                     c(
                         CounterName::BadConnections,
-                        st.bad.sum(now, cw),
+                        st.connections.sum_of(BAD, now, cw),
                         cw,
                         p.connection_rate.max_connections,
                     ),
                     c(
                         CounterName::NeutralConnections,
-                        st.neutral.sum(now, rw),
-                        rw,
-                        0,
-                    ),
-                    c(
-                        CounterName::DeliveredConnections,
-                        st.delivered.sum(now, rw),
+                        st.connections.sum_of(NEUTRAL, now, cw),
                         rw,
                         0,
                     ),
@@ -97,13 +91,13 @@ impl ReputationState {
                     c(CounterName::DeliveredRecently, st.good.sum(now, gm), gm, 0),
                     c(
                         CounterName::RejectedRecipients,
-                        st.rejects.sum(now, rw),
+                        st.refusals.sum_of(REJECTS, now, rw),
                         rw,
                         p.rejects.max_rejects,
                     ),
                     c(
                         CounterName::AuthFailures,
-                        st.auth_failures.sum(now, rw),
+                        st.refusals.sum_of(AUTH_FAILURES, now, rw),
                         rw,
                         p.rejects.max_auth_failures,
                     ),

@@ -14,6 +14,7 @@
 //!   once `observe_only_recovery_secs` pass without a decision held back, or when an operator
 //!   clears it.
 
+use super::counters::Throttle;
 use super::rules::Decision;
 use super::{Ban, BanAction, BanChange, BanChangeKind, BanSource, ReputationState};
 use ipnet::IpNet;
@@ -185,9 +186,13 @@ impl ReputationState {
             return None;
         }
         let secs = (now.max(0) / 1000) as u32;
-        let st = self.addrs.entry(d.key.addr());
-        st.throttled_at = secs.max(1);
-        st.bad_since_throttle = 0;
+        self.throttles.insert(
+            d.key.addr(),
+            Throttle {
+                at: secs.max(1),
+                bad_since: 0,
+            },
+        );
         let ban = Ban {
             prefix: d.key,
             reason: d.reason,

@@ -100,7 +100,8 @@ impl ReputationState {
             return true;
         };
         let delivered = st.good.sum(now, p.changing_addresses.good_memory_secs) > 0;
-        let bad = st.bad.sum(
+        let bad = st.connections.sum_of(
+            crate::state::counters::BAD,
             now,
             p.rejects.window_secs.max(p.connection_rate.window_secs),
         ) > 0;

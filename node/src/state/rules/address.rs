@@ -3,7 +3,7 @@
 //! answered first with a temporary refusal, with a ban only if it goes on.
 
 use super::{human, Assessment, Decision};
-use crate::state::counters::{AddrStats, CounterName};
+use crate::state::counters::{AddrStats, CounterName, AUTH_FAILURES, BAD, REJECTS};
 use crate::state::{BanAction, Evidence, ReputationState};
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -60,13 +60,13 @@ pub fn assess(s: &ReputationState, addr: IpAddr, now: u32) -> Vec<Assessment> {
             (
                 "rejects",
                 CounterName::RejectedRecipients,
-                st.rejects.sum(now, w),
+                st.refusals.sum_of(REJECTS, now, w),
                 p.rejects.max_rejects,
             ),
             (
                 "auth-failures",
                 CounterName::AuthFailures,
-                st.auth_failures.sum(now, w),
+                st.refusals.sum_of(AUTH_FAILURES, now, w),
                 p.rejects.max_auth_failures,
             ),
         ] {
@@ -141,13 +141,14 @@ fn connection_rate(
 ) -> Assessment {
     let r = &s.policy.connection_rate;
     let w = r.window_secs;
-    let c = st.bad.sum(now, w);
+    let c = st.connections.sum_of(BAD, now, w);
     let limit = r.max_connections.saturating_mul(room);
-    let refused = st.throttled_at > 0 && st.throttled_at as u64 + r.tempfail_secs > now as u64;
+    let throttle = s.throttles.get(&key.addr()).copied().unwrap_or_default();
+    let refused = throttle.at > 0 && throttle.at as u64 + r.tempfail_secs > now as u64;
     let rule = "connection-rate";
     let name = CounterName::BadConnections;
     let (text, decision) = if refused {
-        let more = st.bad_since_throttle;
+        let more = throttle.bad_since;
         let text = format!(
             "temporarily refused; {more} of {limit} more bad connections before a ban{raised}"
         );
