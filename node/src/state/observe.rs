@@ -49,16 +49,12 @@ impl ReputationState {
         }
         let mut decisions: Vec<Decision> = touched_addrs
             .into_iter()
-            .filter_map(|a| {
-                rules::address::assess(self, a, now)
-                    .into_iter()
-                    .find_map(|x| x.decision)
-            })
+            .filter_map(|a| rules::address::decide(self, a, now))
             .collect();
         decisions.extend(
             touched_prefixes
                 .into_iter()
-                .filter_map(|p| rules::prefix::assess(self, p, now)?.decision),
+                .filter_map(|p| rules::prefix::decide(self, p, now)),
         );
         decisions
             .into_iter()

@@ -20,163 +20,182 @@ pub fn headroom(s: &ReputationState, st: &AddrStats, now: u32) -> u32 {
     }
 }
 
-/// Every per-address rule's assessment of `addr`.
-pub fn assess(s: &ReputationState, addr: IpAddr, now: u32) -> Vec<Assessment> {
-    let Some(st) = s.addrs.get(addr) else {
-        return vec![];
-    };
+/// One rule's numbers for one address: cheap to compute, no text.
+#[derive(Debug, Clone, Copy)]
+struct Check {
+    rule: &'static str,
+    counter: CounterName,
+    count: u32,
+    limit: u32,
+    window: u32,
+    /// At the limit: the rule decides.
+    hit: bool,
+    base_secs: u64,
+    action: BanAction,
+    /// The connection-rate rule counts bad connections since its temporary refusal.
+    refused: bool,
+}
+
+/// Every enabled per-address rule's numbers, strongest first.
+fn checks(s: &ReputationState, st: &AddrStats, addr: IpAddr, now: u32, room: u32) -> Vec<Check> {
     let p = &s.policy;
-    let key = IpNet::from(addr);
-    let room = headroom(s, st, now);
-    let raised = if room > 1 {
-        format!(" (×{room} for its delivered mail)")
-    } else {
-        String::new()
-    };
-    let hosts = s.host_names(st.hosts);
-    let decide = |rule: &'static str,
-                  counter: CounterName,
-                  count: u32,
-                  window: u32,
-                  base: u64,
-                  action,
-                  reason: String| Decision {
-        key,
-        reason,
-        base_secs: base,
-        evidence: vec![Evidence {
-            rule: rule.into(),
-            counter: counter.as_str().into(),
-            count: count as u64,
-            window_secs: window as u64,
-            mx_hosts: hosts.clone(),
-        }],
-        action,
-    };
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(4);
     if p.rejects.enabled {
         let w = p.rejects.window_secs;
-        for (rule, name, count, max) in [
+        for (rule, counter, lane, max) in [
             (
                 "rejects",
                 CounterName::RejectedRecipients,
-                st.refusals.sum_of(REJECTS, now, w),
+                REJECTS,
                 p.rejects.max_rejects,
             ),
             (
                 "auth-failures",
                 CounterName::AuthFailures,
-                st.refusals.sum_of(AUTH_FAILURES, now, w),
+                AUTH_FAILURES,
                 p.rejects.max_auth_failures,
             ),
         ] {
+            let count = st.refusals.sum_of(lane, now, w);
             let limit = max.saturating_mul(room);
-            let text = format!(
-                "{count} of {limit} {} in {}{raised}",
-                name.as_str(),
-                human(w as u64)
-            );
-            let decision = (count >= limit).then(|| {
-                decide(
-                    rule,
-                    name,
-                    count,
-                    w,
-                    p.rejects.ban_secs,
-                    BanAction::Drop,
-                    format!("{text}: limit reached"),
-                )
-            });
-            out.push(Assessment {
+            let (hit, base_secs, action, refused) =
+                (count >= limit, p.rejects.ban_secs, BanAction::Drop, false);
+            out.push(Check {
                 rule,
-                key,
-                text,
-                decision,
+                counter,
+                count,
+                limit,
+                window: w,
+                hit,
+                base_secs,
+                action,
+                refused,
             });
         }
     }
     if p.message_rate.enabled {
         let w = p.message_rate.window_secs;
-        let m = st.messages.sum(now, w);
-        let max = p.message_rate.max_messages;
-        let text = format!(
-            "{m} accepted messages in {} (bans above {max})",
-            human(w as u64)
-        );
-        let decision = (m > max).then(|| {
-            decide(
-                "message-rate",
-                CounterName::Messages,
-                m,
-                w,
-                p.message_rate.ban_secs,
-                BanAction::Drop,
-                text.clone(),
-            )
-        });
-        out.push(Assessment {
+        let count = st.messages.sum(now, w);
+        let limit = p.message_rate.max_messages;
+        out.push(Check {
             rule: "message-rate",
-            key,
-            text,
-            decision,
+            counter: CounterName::Messages,
+            count,
+            limit,
+            window: w,
+            hit: count > limit,
+            base_secs: p.message_rate.ban_secs,
+            action: BanAction::Drop,
+            refused: false,
         });
     }
-    if p.connection_rate.enabled {
-        out.push(connection_rate(s, st, key, now, room, &raised, &decide));
+    let r = &p.connection_rate;
+    if r.enabled {
+        let w = r.window_secs;
+        let limit = r.max_connections.saturating_mul(room);
+        let throttle = s.throttles.get(&addr).copied().unwrap_or_default();
+        let refused = throttle.at > 0 && throttle.at as u64 + r.tempfail_secs > now as u64;
+        let (count, base_secs, action) = if refused {
+            (throttle.bad_since, r.ban_secs, BanAction::Drop)
+        } else {
+            (
+                st.connections.sum_of(BAD, now, w),
+                r.tempfail_secs,
+                BanAction::Tempfail,
+            )
+        };
+        out.push(Check {
+            rule: "connection-rate",
+            counter: CounterName::BadConnections,
+            count,
+            limit,
+            window: w,
+            hit: count > limit,
+            base_secs,
+            action,
+            refused,
+        });
     }
     out
 }
 
-type Decide<'a> =
-    dyn Fn(&'static str, CounterName, u32, u32, u64, BanAction, String) -> Decision + 'a;
-
-fn connection_rate(
-    s: &ReputationState,
-    st: &AddrStats,
-    key: IpNet,
-    now: u32,
-    room: u32,
-    raised: &str,
-    decide: &Decide<'_>,
-) -> Assessment {
-    let r = &s.policy.connection_rate;
-    let w = r.window_secs;
-    let c = st.connections.sum_of(BAD, now, w);
-    let limit = r.max_connections.saturating_mul(room);
-    let throttle = s.throttles.get(&key.addr()).copied().unwrap_or_default();
-    let refused = throttle.at > 0 && throttle.at as u64 + r.tempfail_secs > now as u64;
-    let rule = "connection-rate";
-    let name = CounterName::BadConnections;
-    let (text, decision) = if refused {
-        let more = throttle.bad_since;
-        let text = format!(
-            "temporarily refused; {more} of {limit} more bad connections before a ban{raised}"
-        );
-        let d = (more > limit).then(|| {
-            decide(rule, name, c, w, r.ban_secs, BanAction::Drop, format!(
-                "{more} more bad connections (not mail) after a temporary refusal for more than {limit} in {}",
-                human(w as u64)
-            ))
-        });
-        (text, d)
+/// Where `c` stands, in words.
+fn text(c: &Check, room: u32) -> String {
+    let raised = if room > 1 {
+        format!(" (×{room} for its delivered mail)")
     } else {
-        let text = format!(
-            "{c} of {limit} {} in {}{raised}",
-            name.as_str(),
-            human(w as u64)
-        );
-        let d = (c > limit).then(|| {
-            decide(rule, name, c, w, r.tempfail_secs, BanAction::Tempfail, format!(
-                "{c} bad connections (not mail) in {} across the cluster, more than {limit}: mail refused temporarily",
-                human(w as u64)
-            ))
-        });
-        (text, d)
+        String::new()
     };
-    Assessment {
-        rule,
-        key,
-        text,
-        decision,
+    let w = human(c.window as u64);
+    match c.rule {
+        "message-rate" => format!(
+            "{} accepted messages in {w} (bans above {})",
+            c.count, c.limit
+        ),
+        "connection-rate" if c.refused => format!(
+            "temporarily refused; {} of {} more bad connections before a ban{raised}",
+            c.count, c.limit
+        ),
+        _ => format!(
+            "{} of {} {} in {w}{raised}",
+            c.count,
+            c.limit,
+            c.counter.as_str()
+        ),
     }
+}
+
+/// The decision of a rule at its limit, with the evidence an operator needs.
+fn decision(s: &ReputationState, st: &AddrStats, addr: IpAddr, c: &Check, room: u32) -> Decision {
+    let w = human(c.window as u64);
+    let reason = match (c.rule, c.refused) {
+        ("connection-rate", true) => format!(
+            "{} more bad connections (not mail) after a temporary refusal, more than {} in {w}",
+            c.count, c.limit
+        ),
+        ("connection-rate", false) => format!(
+            "{} bad connections (not mail) in {w} across the cluster, more than {}: mail refused temporarily",
+            c.count, c.limit
+        ),
+        ("message-rate", _) => text(c, room),
+        _ => format!("{}: limit reached", text(c, room)),
+    };
+    Decision {
+        key: IpNet::from(addr),
+        reason,
+        base_secs: c.base_secs,
+        evidence: vec![Evidence {
+            rule: c.rule.into(),
+            counter: c.counter.as_str().into(),
+            count: c.count as u64,
+            window_secs: c.window as u64,
+            mx_hosts: s.host_names(st.hosts),
+        }],
+        action: c.action,
+    }
+}
+
+/// The first per-address rule at its limit, if any: the decision path, no text built otherwise.
+pub fn decide(s: &ReputationState, addr: IpAddr, now: u32) -> Option<Decision> {
+    let st = s.addrs.get(addr)?;
+    let room = headroom(s, st, now);
+    let hit = checks(s, st, addr, now, room).into_iter().find(|c| c.hit)?;
+    Some(decision(s, st, addr, &hit, room))
+}
+
+/// Every per-address rule's assessment of `addr`, for `ip show`.
+pub fn assess(s: &ReputationState, addr: IpAddr, now: u32) -> Vec<Assessment> {
+    let Some(st) = s.addrs.get(addr) else {
+        return vec![];
+    };
+    let room = headroom(s, st, now);
+    checks(s, st, addr, now, room)
+        .iter()
+        .map(|c| Assessment {
+            rule: c.rule,
+            key: IpNet::from(addr),
+            text: text(c, room),
+            decision: c.hit.then(|| decision(s, st, addr, c, room)),
+        })
+        .collect()
 }

@@ -8,6 +8,20 @@ use crate::state::counters::CounterName;
 use crate::state::{BanAction, Evidence, ReputationState};
 use ipnet::IpNet;
 
+/// The rule's decision on `prefix`, if it is at the limit: the decision path, no text otherwise.
+pub fn decide(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Decision> {
+    let p = &s.policy.changing_addresses;
+    let ps = s.prefixes.get(&prefix).filter(|_| p.enabled)?;
+    let (b, g) = ps.weigh(now, p.window_secs, p.good_memory_secs);
+    if b < p
+        .distinct_addresses
+        .max(p.bad_to_good_ratio.saturating_mul(g))
+    {
+        return None;
+    }
+    assess(s, prefix, now)?.decision
+}
+
 /// The rule's assessment of `prefix` (a key of `ReputationState::prefixes`).
 pub fn assess(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Assessment> {
     let p = &s.policy.changing_addresses;
