@@ -80,6 +80,7 @@ fn prefixes_out_of_range_or_malformed_are_refused_before_any_network() {
         ("10.0.0.0/33", "at most /32"),
         ("2001:db8::/129", "at most /128"),
         ("mail.example.com", "not an IP address"),
+        ("10.0.0.1/24", "did you mean 10.0.0.0/24"),
     ] {
         let out = Command::new(CTL)
             .args(["--endpoint", &closed, "ban", prefix])

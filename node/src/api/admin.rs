@@ -5,7 +5,9 @@
 
 use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
-use crate::state::{parse_address, parse_prefix, BanChangeKind, BanSource, Command, Policy};
+use crate::state::{
+    parse_address, parse_prefix, parse_prefix_strict, BanChangeKind, BanSource, Command, Policy,
+};
 use mxrep_common::lock::RwLockExt as _;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_server::Admin;
@@ -124,7 +126,22 @@ impl Admin for AdminService {
     async fn ban(&self, req: Request<pb::BanRequest>) -> Result<Response<pb::BanResponse>, Status> {
         let r = req.into_inner();
         let prefix =
-            parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            parse_prefix_strict(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !r.force {
+            let nodes: Vec<(u64, std::net::IpAddr)> = self
+                .cluster
+                .members()
+                .into_iter()
+                .flat_map(|(id, (n, _))| [n.peer_addr, n.api_addr].map(move |a| (id, a)))
+                .filter_map(|(id, a)| {
+                    let host = a.rsplit_once(':')?.0.trim_matches(['[', ']']).to_string();
+                    Some((id, host.parse().ok()?))
+                })
+                .collect();
+            if let Some(why) = self.read(|a| a.state.manual_ban_refusal(&prefix, &nodes)) {
+                return Err(Status::failed_precondition(why));
+            }
+        }
         if r.duration_seconds == 0 || r.duration_seconds > MAX_BAN_SECONDS {
             return Err(Status::invalid_argument(format!(
                 "ban duration must be between 1 s and {MAX_BAN_SECONDS} s, got {} s",

@@ -2,7 +2,7 @@
 
 use super::render::{ban_json, ban_line};
 use super::Output;
-use crate::state::parse_prefix;
+use crate::state::parse_prefix_strict;
 use clap::Args;
 use mxrep_proto::v1::admin_client::AdminClient;
 use mxrep_proto::v1::BanRequest;
@@ -12,8 +12,9 @@ use tonic::transport::Channel;
 
 #[derive(Debug, Args)]
 pub struct BanArgs {
-    /// An IPv4 or IPv6 address, or a CIDR prefix.
-    #[arg(value_parser = |s: &str| parse_prefix(s).map(|p| p.to_string()))]
+    /// An IPv4 or IPv6 address, or a CIDR prefix (host bits clear), e.g. 203.0.113.7 or
+    /// 203.0.113.0/24.
+    #[arg(value_parser = |s: &str| parse_prefix_strict(s).map(|p| p.to_string()))]
     pub prefix: String,
     /// How long, e.g. 90s, 10m, 1h30m, 7d.
     #[arg(long = "for", value_parser = humantime::parse_duration)]
@@ -21,6 +22,10 @@ pub struct BanArgs {
     /// Why, for the record.
     #[arg(long, default_value = "manual ban")]
     pub reason: String,
+    /// Ban even what the guards refuse: broader than the breadth limit, covering an allowlisted
+    /// prefix, or covering a cluster node's own address.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(
@@ -35,6 +40,7 @@ pub async fn run(
             prefix: a.prefix.clone(),
             duration_seconds: secs,
             reason: a.reason,
+            force: a.force,
         })
         .await?
         .into_inner();

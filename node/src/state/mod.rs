@@ -16,6 +16,7 @@
 //! - [`safety`]: what a decision must pass to become a ban (allowlists, breadth, breaker) and
 //!   repeat-offender escalation;
 //! - [`lifecycle`]: manual bans, unbans, expiry, allowlist changes;
+//! - [`manual_guard`]: what a manual ban needs `--force` for;
 //! - [`ban`]: the ban record and its changes; [`policy`]: the replicated policy document;
 //! - [`prefix`]: addresses and prefixes as operators type them; [`report`]: `ip show`.
 //!
@@ -27,6 +28,7 @@ pub mod counters;
 pub mod dedup;
 pub mod greylist;
 mod lifecycle;
+mod manual_guard;
 mod observe;
 pub mod policy;
 mod prefix;
@@ -38,7 +40,7 @@ pub mod window;
 pub use ban::{Ban, BanAction, BanChange, BanChangeKind, BanSource, Evidence};
 pub use command::{BatchId, Command, Observation, Request, Response};
 pub use policy::Policy;
-pub use prefix::{parse_address, parse_prefix, PrefixError};
+pub use prefix::{parse_address, parse_prefix, parse_prefix_strict, PrefixError};
 pub use report::{AddressReport, CounterReport, RuleDistance};
 pub use safety::{ObserveOnly, Offence};
 

@@ -10,6 +10,12 @@ use std::net::IpAddr;
 pub enum PrefixError {
     #[error("'{0}' is not an IP address or CIDR prefix (expected e.g. 203.0.113.7, 203.0.113.0/24, 2001:db8::/64)")]
     Malformed(String),
+    #[error("'{input}' has host bits set: did you mean {network} (the network) or {address} (the address)?")]
+    HostBits {
+        input: String,
+        network: String,
+        address: String,
+    },
     #[error("'{input}' has prefix length /{len}, but an {family} prefix is at most /{max}")]
     LengthTooLong {
         input: String,
@@ -60,6 +66,24 @@ pub fn parse_prefix(input: &str) -> Result<IpNet, PrefixError> {
     }
 }
 
+/// Like [`parse_prefix`], but a prefix with host bits set (`10.0.0.1/24`) is refused with the
+/// two prefixes the operator may have meant, as Python's `ipaddress` does in strict mode: for a
+/// ban, guessing wrong covers the wrong hosts.
+pub fn parse_prefix_strict(input: &str) -> Result<IpNet, PrefixError> {
+    let net = parse_prefix(input)?;
+    if let Some((addr, _)) = input.trim().split_once('/') {
+        let addr = parse_address(addr)?;
+        if addr != net.addr() {
+            return Err(PrefixError::HostBits {
+                input: input.trim().to_string(),
+                network: net.to_string(),
+                address: IpNet::from(addr).to_string(),
+            });
+        }
+    }
+    Ok(net)
+}
+
 /// Parses a single IPv4 or IPv6 address.
 pub fn parse_address(input: &str) -> Result<IpAddr, PrefixError> {
     input
@@ -90,6 +114,24 @@ mod tests {
             parse_prefix("2001:db8::1").unwrap().to_string(),
             "2001:db8::1/128"
         );
+    }
+
+    #[test]
+    fn strict_refuses_host_bits_with_both_meanings() {
+        let e = parse_prefix_strict("10.0.0.1/24").unwrap_err().to_string();
+        assert!(
+            e.contains("10.0.0.0/24") && e.contains("10.0.0.1/32"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_prefix_strict("10.0.0.0/24").unwrap().to_string(),
+            "10.0.0.0/24"
+        );
+        assert_eq!(
+            parse_prefix_strict("10.0.0.1").unwrap().to_string(),
+            "10.0.0.1/32"
+        );
+        assert!(parse_prefix_strict("2001:db8::1/64").is_err());
     }
 
     #[test]

@@ -19,12 +19,12 @@ use mxrep_agent::enforce::view::{BanView, Known};
 use mxrep_agent::enforce::{BanOp, Enforcer};
 use mxrep_agent::sources::greylist_client::GreylistClient;
 use mxrep_agent::sources::policy_server::PolicyService;
-use std::sync::Arc;
 use mxrep_agent::sources::postfix::{parse_line, Parsed};
 use mxrep_agent::uplink::{Uplink, UplinkConfig};
 use mxrep_tests::netns::{e2e_available, sh, Lab};
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -292,7 +292,11 @@ fn greylist_load(rt: &tokio::runtime::Runtime, conns: usize, secs: u64) -> (f64,
     let policy = c.dir.path().join("greylist.toml");
     std::fs::write(&policy, "[greylist]\nenabled = true\n").unwrap();
     let out = mxrep_tests::ctl(&c.node(1).api, &["policy", "set", policy.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let api = c.node(2).api.clone();
     mxrep_tests::wait_until(Duration::from_secs(30), "the policy on node 2", || {
         let p = mxrep_tests::ctl_json(&api, &["policy", "show"]).ok()?;
@@ -310,8 +314,14 @@ fn greylist_load(rt: &tokio::runtime::Runtime, conns: usize, secs: u64) -> (f64,
         tokio::spawn(svc.serve(l));
         policy_load(&addr, conns, secs).await
     });
-    let failed = grey.stats.failed_open.load(std::sync::atomic::Ordering::Relaxed);
-    let deferred = grey.stats.deferred.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = grey
+        .stats
+        .failed_open
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let deferred = grey
+        .stats
+        .deferred
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(deferred > 0, "greylisting answered nothing");
     println!("  (greylisting: {deferred} deferred, {failed} failed open past the 100 ms deadline)");
     r

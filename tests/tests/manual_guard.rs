@@ -1,0 +1,60 @@
+//! Manual bans are guarded like automatic ones: a typo such as `0.0.0.0/0` is refused with what it
+//! would cover, as are bans broader than the breadth limit, covering an allowlisted prefix or a
+//! cluster node's own address — each with `--force` as the explicit way through.
+
+use mxrep_tests::*;
+use std::time::Duration;
+
+fn refused(api: &str, args: &[&str]) -> String {
+    let out = ctl(api, args);
+    assert!(!out.status.success(), "{args:?} must be refused");
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+#[test]
+fn a_ban_that_would_lock_out_the_world_needs_force() {
+    let _g = serial();
+    let c = TestCluster::start(1, Tuning::default());
+    c.wait_for_leader(1, Duration::from_secs(30));
+    let api = c.node(1).api.clone();
+    let e = refused(&api, &["ban", "0.0.0.0/0", "--for", "1m"]);
+    assert!(
+        e.contains("covers every IPv4 address") && e.contains("--force"),
+        "{e}"
+    );
+    let e = refused(&api, &["ban", "10.0.0.0/8", "--for", "1m"]);
+    assert!(e.contains("16,777,216 addresses"), "{e}");
+    assert!(ctl(&api, &["allow", "add", "198.51.100.0/24"])
+        .status
+        .success());
+    let e = refused(&api, &["ban", "198.51.100.9", "--for", "1m"]);
+    assert!(e.contains("covers allowlisted 198.51.100.0/24"), "{e}");
+    let e = refused(&api, &["ban", "127.0.0.0/24", "--for", "1m"]);
+    assert!(e.contains("cluster node 1"), "{e}");
+    let e = refused(&api, &["ban", "203.0.113.7/24", "--for", "1m"]);
+    assert!(
+        e.contains("did you mean 203.0.113.0/24") && e.contains("203.0.113.7/32"),
+        "{e}"
+    );
+    // Nothing of it was banned.
+    assert_eq!(c.node(1).ban_prefixes().unwrap(), Vec::<String>::new());
+    // The explicit way through.
+    let out = ctl(
+        &api,
+        &[
+            "ban",
+            "10.0.0.0/8",
+            "--for",
+            "1m",
+            "--force",
+            "--reason",
+            "known bad network",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.node(1).ban_prefixes().unwrap(), vec!["10.0.0.0/8"]);
+}
