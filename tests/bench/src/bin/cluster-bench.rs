@@ -67,6 +67,7 @@ async fn throughput(api: &str, clients: u64, secs: u64, base: u64) -> f64 {
                     prefix: bench_addr(n),
                     duration_seconds: 3600,
                     reason: "bench".into(),
+                    force: false,
                 };
                 match cl.ban(req).await {
                     Ok(_) => done.fetch_add(1, Ordering::Relaxed),
@@ -132,6 +133,7 @@ fn main() {
             prefix: bench_addr(100_000 + round),
             duration_seconds: 3600,
             reason: "failover".into(),
+            force: false,
         };
         rt.block_on(cl.ban(req)).expect("write after failover");
         let took = killed.elapsed().as_secs_f64() * 1000.0;
