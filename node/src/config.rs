@@ -41,6 +41,10 @@ pub struct NodeArgs {
     /// One node on embedded defaults: data in ./mxrep-data, API 127.0.0.1:7400, peer 127.0.0.1:7401.
     #[arg(long)]
     pub dev: bool,
+    /// DNS server for DNSBL/DNSWL lookups, HOST:PORT (default: /etc/resolv.conf). Spamhaus
+    /// refuses public resolvers: point this at your own.
+    #[arg(long)]
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 /// Initial members: id → peer address.
@@ -139,6 +143,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     /// `"1=a:1,2=b:2"` or a table `{ 1 = "a:1", 2 = "b:2" }`.
     peers: Option<toml::Value>,
+    dns_resolver: Option<SocketAddr>,
     #[serde(default)]
     raft: RaftTuning,
 }
@@ -153,6 +158,8 @@ pub struct NodeConfig {
     /// Initial members; empty when the node waits to be added.
     pub peers: BTreeMap<u64, String>,
     pub raft: RaftTuning,
+    /// DNS server for list lookups (None: the system's).
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -213,6 +220,7 @@ impl NodeConfig {
             data_dir,
             peers,
             raft: file.raft,
+            dns_resolver: args.dns_resolver.or(file.dns_resolver),
         })
     }
 }

@@ -8,6 +8,7 @@
 //!   network over tonic, cluster formation, and writes forwarded to the leader;
 //! - [`ingest`]: events in: validation and edge aggregation into one Raft entry per flush;
 //! - [`api`]: the gRPC services on the API port (admin, agent, health, reflection);
+//! - [`dns`]: DNS list lookups and probes at the edge, their answers proposed as data;
 //! - [`replay`]: the engine run offline over connection verdicts ("what would mxrep do?");
 //! - [`config`], [`data_dir`], [`server`]: the process around them;
 //! - [`ctl`]: `mxrepctl`, one file per command.
@@ -17,6 +18,7 @@ pub mod api;
 pub mod config;
 pub mod ctl;
 pub mod data_dir;
+pub mod dns;
 pub mod ingest;
 pub mod raft;
 pub mod replay;

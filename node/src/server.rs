@@ -9,6 +9,8 @@
 use crate::api;
 use crate::config::NodeConfig;
 use crate::data_dir::DataDirLock;
+use crate::dns::lookups::DnsLookups;
+use crate::dns::resolver::ListResolver;
 use crate::ingest::{Aggregator, AggregatorConfig};
 use crate::raft::bootstrap::initialize_when_ready;
 use crate::raft::log_store::SledLogStore;
@@ -108,11 +110,31 @@ pub async fn run(
                 stopping.clone().wait(),
             ),
     );
-    let aggregator = Aggregator::start(cluster.clone(), AggregatorConfig::default());
+    let dns = match ListResolver::new(cfg.dns_resolver) {
+        Ok(r) => {
+            let r = Arc::new(r);
+            tokio::spawn(crate::dns::probes::run(cluster.clone(), r.clone()));
+            Some(DnsLookups::start(cluster.clone(), r))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no DNS resolver ({e:#}): DNS lists are not consulted; give --dns-resolver"
+            );
+            None
+        }
+    };
+    let aggregator = Aggregator::start(
+        cluster.clone(),
+        AggregatorConfig {
+            dns: dns.clone(),
+            ..AggregatorConfig::default()
+        },
+    );
     let api_server = tokio::spawn(api::serve(
         api_listener,
         cluster.clone(),
         aggregator,
+        dns.map(|d| d.stats),
         stopping.clone(),
     ));
 

@@ -1,7 +1,8 @@
 //! The safety breaker stops what looks like a bug, not the attack it exists for. On real kernels
 //! (three nodes, three MX hosts' agents in namespaces, Postfix logs the test writes): a botnet
 //! wave of 20,000 addresses, each refused five recipients, is banned in full on every MX host
-//! and the cluster never leaves enforcing; then a bug-like wave — addresses that delivered mail
+//! and the cluster never leaves enforcing (the limit on risky bans is set to 300 a minute, so
+//! even a machine slowed down by a parallel build trips on the 1,200 below); then a bug-like wave — addresses that delivered mail
 //! suddenly reported bad — trips the breaker, and it ends by itself once the signs clear.
 
 use mxrep_tests::netns::*;
@@ -58,7 +59,7 @@ fn a_botnet_wave_is_banned_in_full_and_a_bug_like_wave_trips_the_breaker() {
     let policy = bed.dir.path().join("policy.toml");
     std::fs::write(
         &policy,
-        "[safety]\nmax_new_bans_per_minute = 1000\nobserve_only_recovery_secs = 20\n",
+        "[safety]\nmax_new_bans_per_minute = 300\nobserve_only_recovery_secs = 20\n",
     )
     .unwrap();
     let first = &bed.nodes[0];
@@ -188,7 +189,7 @@ fn a_botnet_wave_is_banned_in_full_and_a_bug_like_wave_trips_the_breaker() {
         .filter(|b| b.starts_with("198.19."))
         .count();
     assert!(
-        enforced <= 1000,
+        enforced <= 300,
         "at most the limit enforced before the trip: {enforced}"
     );
     // No operator: once nothing more is held back for the recovery time, it ends by itself.

@@ -4,6 +4,7 @@
 //! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
 
 use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
+use crate::dns::lookups::DnsStats;
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
 use crate::state::{
     parse_address, parse_prefix, parse_prefix_strict, BanChangeKind, BanSource, Command, Policy,
@@ -11,6 +12,7 @@ use crate::state::{
 use mxrep_common::lock::RwLockExt as _;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_server::Admin;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// Longest manual ban accepted: ten years.
@@ -18,11 +20,35 @@ const MAX_BAN_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 pub struct AdminService {
     cluster: Cluster,
+    /// This node's DNS list query counters (None: no resolver).
+    dns: Option<Arc<DnsStats>>,
 }
 
 impl AdminService {
-    pub fn new(cluster: Cluster) -> Self {
-        Self { cluster }
+    /// The policy's DNS lists with their health and this node's queries today.
+    fn dns_lists(&self) -> Vec<pb::DnsList> {
+        self.read(|a| {
+            let d = &a.state.policy.dnsbl;
+            d.sites
+                .iter()
+                .filter_map(|s| crate::state::dnsbl::site::Site::parse(s).ok())
+                .map(|site| {
+                    let failing = a.state.dnsbl.failing.get(&site.zone);
+                    pb::DnsList {
+                        queries_today: self.dns.as_ref().map_or(0, |s| s.today(&site.zone)),
+                        healthy: failing.is_none(),
+                        reason: failing.cloned().unwrap_or_default(),
+                        weight: site.weight,
+                        daily_budget: d.daily_budget,
+                        zone: site.zone,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    pub fn new(cluster: Cluster, dns: Option<Arc<DnsStats>>) -> Self {
+        Self { cluster, dns }
     }
 
     fn read<T>(&self, f: impl FnOnce(&crate::raft::state_store::AppliedState) -> T) -> T {
@@ -110,6 +136,7 @@ impl Admin for AdminService {
             tracked_addresses,
             tracked_prefixes,
             cluster_time_unix_ms,
+            dns_lists: self.dns_lists(),
         }))
     }
 

@@ -6,11 +6,13 @@
 //! change as applied. Both end when the node stops.
 
 use super::convert::ban_to_pb;
-use crate::ingest::sightings::Sightings;
+use crate::ingest::proposer::Proposer;
 use crate::ingest::{Aggregator, Limits};
 use crate::raft::ban_feed::Start;
 use crate::raft::Cluster;
 use crate::state::greylist::decide::{GreyAnswer, GreyQuery};
+use crate::state::greylist::Sighting;
+use crate::state::Command;
 use crate::state::{BanChange, BanChangeKind};
 use mxrep_common::lock::RwLockExt as _;
 use mxrep_common::shutdown::Shutdown;
@@ -33,13 +35,13 @@ pub struct AgentService {
     /// Fired when the node stops: every open stream ends, so the server can drain.
     shutdown: Shutdown,
     /// Where greylisting sightings go to be proposed in the background.
-    sightings: Sightings,
+    sightings: Proposer<Sighting>,
 }
 
 impl AgentService {
     pub fn new(cluster: Cluster, aggregator: Aggregator, shutdown: Shutdown) -> Self {
         Self {
-            sightings: Sightings::start(cluster.clone()),
+            sightings: Proposer::start(cluster.clone(), "greylisting sightings", Command::Greylist),
             cluster,
             aggregator,
             limits: Limits::default(),

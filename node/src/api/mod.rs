@@ -6,11 +6,13 @@ pub mod admin;
 pub mod agent;
 pub mod convert;
 
+use crate::dns::lookups::DnsStats;
 use crate::ingest::Aggregator;
 use crate::raft::Cluster;
 use mxrep_common::shutdown::Shutdown;
 use mxrep_proto::v1::admin_server::AdminServer;
 use mxrep_proto::v1::agent_server::AgentServer;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -19,6 +21,7 @@ pub async fn serve(
     listener: TcpListener,
     cluster: Cluster,
     aggregator: Aggregator,
+    dns: Option<Arc<DnsStats>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -35,7 +38,10 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AdminServer::new(admin::AdminService::new(cluster.clone())))
+        .add_service(AdminServer::new(admin::AdminService::new(
+            cluster.clone(),
+            dns,
+        )))
         .add_service(AgentServer::new(agent::AgentService::new(
             cluster,
             aggregator,

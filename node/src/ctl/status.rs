@@ -27,6 +27,11 @@ pub async fn run(client: &mut AdminClient<Channel>, out: &Output) -> anyhow::Res
             "tracked_prefixes": s.tracked_prefixes,
             "cluster_time_unix_ms": s.cluster_time_unix_ms,
             "members": s.members.iter().map(member_json).collect::<Vec<_>>(),
+            "dns_lists": s.dns_lists.iter().map(|l| json!({
+                "zone": l.zone, "weight": l.weight, "healthy": l.healthy,
+                "reason": (!l.healthy).then_some(&l.reason),
+                "queries_today": l.queries_today, "daily_budget": l.daily_budget,
+            })).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
@@ -53,6 +58,20 @@ pub async fn run(client: &mut AdminClient<Channel>, out: &Output) -> anyhow::Res
     println!("members:");
     for m in &s.members {
         println!("{}", member_line(m));
+    }
+    if !s.dns_lists.is_empty() {
+        println!("DNS lists:");
+    }
+    for l in &s.dns_lists {
+        let health = if l.healthy {
+            "healthy".to_string()
+        } else {
+            format!("FAILING, out of scoring: {}", l.reason)
+        };
+        println!(
+            "  {:<32} weight {:>3}  {}  ({} of {} queries today from this node)",
+            l.zone, l.weight, health, l.queries_today, l.daily_budget
+        );
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! entries one by one. The agent is acknowledged once the entry holding its events is committed.
 
 pub mod aggregator;
-pub mod sightings;
+pub mod proposer;
 pub mod stream;
 pub mod validate;
 

@@ -1,5 +1,6 @@
 //! What a Raft entry carries (`Request`) and what applying it returns (`Response`).
 
+use super::dnsbl::{ListHealth, Lookup};
 use super::greylist::Sighting;
 use super::policy::Policy;
 use super::{BanChange, BanSource};
@@ -87,6 +88,10 @@ pub enum Command {
     ClearObserveOnly,
     /// Greylisting triplets seen by the policy services of the fleet.
     Greylist(Vec<Sighting>),
+    /// DNS list answers for addresses, looked up once for the cluster.
+    Dnsbl(Vec<Lookup>),
+    /// RFC 5782 probe results of the DNS lists.
+    ListHealth(Vec<ListHealth>),
 }
 
 /// One application entry of the Raft log: a command and the leader's time stamp.

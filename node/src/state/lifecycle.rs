@@ -153,6 +153,7 @@ impl ReputationState {
             .retain(|_, o| o.last_ms.saturating_add(memory_ms) > clock);
         self.suppressed.retain(|_, until| *until > clock);
         self.batches.sweep(clock);
+        self.dnsbl.entries.retain(|_, e| e.until > now);
     }
 }
 

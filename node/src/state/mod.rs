@@ -10,6 +10,7 @@
 //! - this file: the state, and `apply` dispatching each command;
 //! - [`command`]: what an entry carries (`Request`, `Command`, `Observation`) and returns;
 //! - [`observe`]: connection verdicts into counters, exactly once per agent batch ([`dedup`]);
+//! - [`dnsbl`]: DNS list answers scored with the policy, list health;
 //! - [`greylist`]: greylisting triplets for the whole fleet, and the answer to one request;
 //! - [`counters`] and [`window`]: what is counted, per address and per prefix level;
 //! - [`rules`]: the policies that turn counts into assessments and decisions;
@@ -26,6 +27,7 @@ mod ban;
 mod command;
 pub mod counters;
 pub mod dedup;
+pub mod dnsbl;
 pub mod greylist;
 mod lifecycle;
 mod manual_guard;
@@ -81,6 +83,8 @@ pub struct ReputationState {
     pub batches: BatchLedger,
     /// Greylisting triplets and client networks.
     pub greylist: GreylistTable,
+    /// DNS list verdicts per address, and the lists out of scoring.
+    pub dnsbl: dnsbl::DnsblState,
     /// Automatic bans per key, for repeat-offender escalation.
     pub offences: BTreeMap<IpNet, Offence>,
     /// Keys an operator unbanned: no automatic ban until the time given.
@@ -146,6 +150,8 @@ impl ReputationState {
                 let now = self.now_secs();
                 self.greylist.apply(&self.policy.greylist, sightings, now);
             }
+            Command::Dnsbl(lookups) => changes.extend(self.apply_dnsbl(index, lookups)),
+            Command::ListHealth(health) => self.apply_list_health(health),
             Command::ClearObserveOnly => {
                 self.observe_only = None;
                 self.recent_auto_bans.clear();

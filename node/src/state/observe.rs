@@ -43,7 +43,8 @@ impl ReputationState {
             let at = o.at.min(now);
             self.count_address(o, bit, at);
             touched_addrs.insert(o.addr);
-            if o.bad > 0 || o.delivered > 0 || self.is_name_allowed(o.addr) {
+            let dnswl = self.dnsbl.allowlisted(o.addr, now);
+            if o.bad > 0 || o.delivered > 0 || dnswl || self.is_name_allowed(o.addr) {
                 touched_prefixes.extend(self.count_prefixes(o, bit, at));
             }
         }
@@ -110,7 +111,9 @@ impl ReputationState {
         let v6 = o.addr.is_ipv6();
         let first = ca.levels(v6).next().unwrap_or(if v6 { 64 } else { 24 });
         let levels: Vec<u8> = ca.levels(v6).collect();
-        let good = o.delivered > 0 || self.is_name_allowed(o.addr);
+        let now = self.now_secs();
+        let good =
+            o.delivered > 0 || self.is_name_allowed(o.addr) || self.dnsbl.allowlisted(o.addr, now);
         let mut out = Vec::with_capacity(levels.len());
         for len in levels {
             let key = truncate(o.addr, len);

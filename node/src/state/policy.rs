@@ -179,6 +179,33 @@ impl Default for Greylist {
     }
 }
 
+/// DNS lists (DNSBL and DNSWL), in postscreen's syntax: `sites = ["zen.example=127.0.0.[2..11]*3",
+/// "bl.example*2", "wl.example=127.0.[0..255].[2..3]*-2"]`; a score at or above `threshold` bans
+/// the address for at most the listing's TTL (capped by `max_ban_secs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dnsbl {
+    pub sites: Vec<String>,
+    pub threshold: i32,
+    /// A verdict is looked up again after at most this long, whatever the TTL.
+    pub max_cache_secs: u32,
+    pub max_ban_secs: u64,
+    /// Queries a day per list, for the whole cluster (Spamhaus free use: under 300k a day).
+    pub daily_budget: u64,
+}
+
+impl Default for Dnsbl {
+    fn default() -> Self {
+        Self {
+            sites: vec![],
+            threshold: 1,
+            max_cache_secs: 3600,
+            max_ban_secs: 86400,
+            daily_budget: 100_000,
+        }
+    }
+}
+
 /// Repeat offenders: each new automatic ban of a key lasts `factor` times the one before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -250,6 +277,7 @@ pub struct Policy {
     pub rejects: Rejects,
     pub message_rate: MessageRate,
     pub greylist: Greylist,
+    pub dnsbl: Dnsbl,
     pub repeat_offenders: RepeatOffenders,
     pub safety: Safety,
 }
@@ -343,6 +371,9 @@ impl Policy {
         }
         if c.distinct_addresses < 2 {
             return Err("changing_addresses.distinct_addresses must be at least 2".into());
+        }
+        for site in &self.dnsbl.sites {
+            super::dnsbl::site::Site::parse(site).map_err(|e| format!("dnsbl.sites: {e}"))?;
         }
         let g = &self.greylist;
         if g.ipv4_prefix_len > 32 || g.ipv6_prefix_len > 128 {

@@ -51,6 +51,7 @@ impl ReputationState {
         if self.is_allowed(&IpNet::from(q.addr))
             || self.is_name_allowed(q.addr)
             || name_allowed(&self.policy.safety.allow_client_names, q.client_name)
+            || self.dnsbl.allowlisted(q.addr, now)
         {
             return pass("allowlisted");
         }

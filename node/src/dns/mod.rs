@@ -1,0 +1,12 @@
+//! DNS lists at the edge of the node: the resolver, the lookups of newly seen addresses (once
+//! per TTL for the whole cluster, bounded, budgeted), and the RFC 5782 probes of each list. What
+//! they find enters the replicated log as data (`Command::Dnsbl`, `Command::ListHealth`); the
+//! pure state machine scores it.
+//!
+//! - [`resolver`]: one list query (A, then TXT when listed), with a timeout;
+//! - [`lookups`]: addresses in, answers proposed, a daily budget per list;
+//! - [`probes`]: each list's health, proposed by the leader when it changes.
+
+pub mod lookups;
+pub mod probes;
+pub mod resolver;
