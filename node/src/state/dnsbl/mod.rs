@@ -283,14 +283,17 @@ mod tests {
         let mut s = state();
         run(
             &mut s,
-            lookup(
-                "198.51.100.7",
-                &[("wl.example", "127.0.15.3"), ("bl.example", "127.0.0.2")],
-            ),
+            lookup("198.51.100.7", &[("wl.example", "127.0.15.3")]),
         );
-        assert!(s.bans.is_empty());
         assert!(s
             .dnsbl
             .allowlisted("198.51.100.7".parse().unwrap(), s.now_secs()));
+        // Listed on both sides: the weights add up (-2 + 3 = 1 < 3), neither ban nor allowlist.
+        let both = [("wl.example", "127.0.15.3"), ("zen.example", "127.0.0.2")];
+        run(&mut s, lookup("198.51.100.8", &both));
+        assert!(s.bans.is_empty());
+        assert!(!s
+            .dnsbl
+            .allowlisted("198.51.100.8".parse().unwrap(), s.now_secs()));
     }
 }

@@ -67,6 +67,25 @@ fn octet(s: &str) -> Result<Octet, String> {
     }
 }
 
+/// Splits a filter at the dots between octets, not those of a `[a..b]` range.
+fn octets(f: &str) -> Vec<&str> {
+    let mut out = vec![];
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in f.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            '.' if depth == 0 => {
+                out.push(&f[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&f[start..]);
+    out
+}
+
 impl Site {
     /// Parses `domain[=filter][*weight]`.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -82,7 +101,7 @@ impl Site {
         };
         let (zone, filter) = match rest.split_once('=') {
             Some((z, f)) => {
-                let parts: Vec<&str> = f.split('.').collect();
+                let parts = octets(f);
                 if parts.len() != 4 {
                     return Err(format!("'{t}': the filter '{f}' needs four octets"));
                 }
