@@ -1,6 +1,7 @@
 //! What a rule's decision must pass to become a ban, and how long the ban lasts.
 //!
-//! - Allowlisted prefixes and allowlisted verified client names are never banned automatically;
+//! - Allowlisted prefixes and allowlisted verified client names are never banned automatically,
+//!   nor is a prefix that holds an address vouched for (DNSWL, allowlisted verified name);
 //!   nor is a key an operator unbanned (for the grace time), nor one already inside a ban.
 //! - Automatic bans never cover more than the breadth limit (IPv4 /24, IPv6 /48 by default).
 //! - Repeat offenders: each new ban of the same key lasts `factor` times longer, capped.
@@ -72,7 +73,7 @@ impl ReputationState {
             IpNet::V4(_) => s.max_breadth_ipv4,
             IpNet::V6(_) => s.max_breadth_ipv6,
         };
-        if key.prefix_len() < broadest {
+        if key.prefix_len() < broadest || (!single && self.covers_vouched(&key)) {
             return None;
         }
         if d.action == BanAction::Tempfail {
@@ -120,6 +121,18 @@ impl ReputationState {
             None => BanChangeKind::Added,
         };
         Some(BanChange { kind, ban })
+    }
+
+    /// Does prefix `key` hold an address vouched for by an allowlist (DNSWL, or a verified
+    /// client name on the policy's list)? Such a prefix is never banned automatically.
+    fn covers_vouched(&self, key: &IpNet) -> bool {
+        let now = self.now_secs();
+        let range = key.network()..=key.broadcast();
+        self.dnsbl
+            .entries
+            .range(range.clone())
+            .any(|(a, _)| self.dnsbl.allowlisted(*a, now))
+            || self.named.range(range).next().is_some()
     }
 
     /// Counts one automatic ban against the breaker; true if it must be held back.

@@ -190,6 +190,28 @@ fn rotating_spammer_gets_the_prefix_banned() {
 }
 
 #[test]
+fn a_prefix_holding_a_dnswl_address_is_never_banned() {
+    let mut sim = Sim::with_policy(|p| {
+        p.dnsbl.sites = vec!["wl.example=127.0.[0..255].[2..3]*-2".into()];
+    });
+    let wl = dnsbl::Lookup {
+        addr: "203.0.113.50".parse().unwrap(),
+        answers: vec![dnsbl::Answer {
+            zone: "wl.example".into(),
+            codes: vec!["127.0.10.3".parse().unwrap()],
+            text: String::new(),
+        }],
+        ttl_secs: 3600,
+    };
+    sim.apply(T0, Command::Dnsbl(vec![wl]));
+    let list = (1..=20)
+        .map(|a| bad(&format!("203.0.113.{a}"), 0, T0))
+        .collect();
+    sim.see(T0, list);
+    assert!(!sim.dropped("203.0.113.0/24"), "{:?}", sim.s.bans.keys());
+}
+
+#[test]
 fn a_delivering_pool_with_stale_recipients_is_not_banned() {
     // A list server: 40 addresses of one /24 delivering, 10 of them also hitting a stale
     // recipient on a connection of its own (550 user unknown, nothing accepted).

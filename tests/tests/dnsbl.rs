@@ -1,0 +1,230 @@
+//! DNS lists against a real rbldnsd serving three zones: a blocklist, an allowlist (DNSWL) and a
+//! broken list that answers 127.255.255.254 for everything (a wildcard list error). A listed
+//! client is banned on the cluster with the list named in its evidence and a postscreen-style
+//! reason; the broken list causes no ban and is reported failing by `mxrepctl status`; the
+//! allowlisted client is not greylisted; lookups stop when a list's daily budget is spent.
+
+use mxrep_agent::enforce::view::BanView;
+use mxrep_agent::sources::greylist_client::GreylistClient;
+use mxrep_agent::sources::policy_server::PolicyService;
+use mxrep_proto::v1 as pb;
+use mxrep_tests::events::{now_ms, send_blocking, verdict};
+use mxrep_tests::netns::Daemon;
+use mxrep_tests::*;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn rbldnsd_available() -> bool {
+    let ok = Command::new("which")
+        .arg("rbldnsd")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && Command::new("id")
+            .arg("rbldns")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = "dnsbl tests need rbldnsd (apt-get install rbldnsd)";
+        if std::env::var("MXREP_REQUIRE_E2E").is_ok_and(|v| v == "1") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    ok
+}
+
+/// rbldnsd on 127.0.0.1:`port` serving bl.test, wl.test and broken.test from `dir`.
+fn rbldnsd(dir: &std::path::Path, port: u16) -> Daemon {
+    let zones = [
+        ("bl.zone", ":127.0.0.2:Listed by bl.test, see https://bl.test/$\n127.0.0.2\n203.0.113.0/24\n"),
+        ("wl.zone", ":127.0.10.3:Trusted sender\n127.0.0.2\n198.51.100.0/24\n"),
+        // Everything (rbldnsd takes no /0): a list answering errors for every query.
+        (
+            "broken.zone",
+            "0.0.0.0/1 :127.255.255.254:Query refused\n128.0.0.0/1 :127.255.255.254:Query refused\n",
+        ),
+    ];
+    for (f, text) in zones {
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    let child = Command::new("rbldnsd")
+        .args([
+            "-n",
+            "-u",
+            "rbldns",
+            "-b",
+            &format!("127.0.0.1/{port}"),
+            "-t",
+            "60",
+            "-w",
+        ])
+        .arg(dir)
+        .args([
+            "bl.test:ip4set:bl.zone",
+            "wl.test:ip4set:wl.zone",
+            "broken.test:ip4set:broken.zone",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rbldnsd");
+    Daemon(child)
+}
+
+fn status_list(api: &str, zone: &str) -> Option<serde_json::Value> {
+    let s = ctl_json(api, &["status"]).ok()?;
+    s["dns_lists"]
+        .as_array()?
+        .iter()
+        .find(|l| l["zone"] == zone)
+        .cloned()
+}
+
+#[test]
+fn listed_clients_are_banned_broken_lists_never_ban_and_allowlisted_ones_are_not_greylisted() {
+    if !rbldnsd_available() {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    let port = free_port();
+    let _dns = rbldnsd(&zones, port);
+    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    let cfg = std::fs::read_to_string(&node.config).unwrap();
+    std::fs::write(
+        &node.config,
+        format!("dns_resolver = \"127.0.0.1:{port}\"\n{cfg}"),
+    )
+    .unwrap();
+    node.start();
+    wait_until(LIMIT, "the node to lead", || {
+        node.status()?["leader_id"].as_u64()
+    });
+    let api = node.api.clone();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[dnsbl]\nsites = [\"bl.test=127.0.0.[2..11]*3\", \"broken.test*3\", \"wl.test=127.0.[0..255].[2..3]*-2\"]\nthreshold = 3\ndaily_budget = 6\n[greylist]\nenabled = true\n",
+    )
+    .unwrap();
+    let out = ctl(&api, &["policy", "set", policy.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The leader probes the lists as soon as they appear: the wildcard list is out of scoring.
+    let broken = wait_until(LIMIT, "broken.test reported failing", || {
+        status_list(&api, "broken.test").filter(|l| l["healthy"] == false)
+    });
+    assert!(
+        broken["reason"].as_str().unwrap().contains("list error"),
+        "{broken}"
+    );
+    assert_eq!(status_list(&api, "bl.test").unwrap()["healthy"], true);
+
+    let seen = |addr: &str| {
+        let e = verdict(addr, now_ms(), pb::Verdict::Neutral, |v| v.deferred = 1);
+        assert_eq!(send_blocking(&api, "mx1", vec![e]).accepted, 1);
+    };
+    // A listed client: banned, the list named.
+    seen("203.0.113.9");
+    let ban = wait_until(LIMIT, "the listed client banned", || {
+        let l = ctl_json(&api, &["bans", "list"]).ok()?;
+        l["bans"]
+            .as_array()?
+            .iter()
+            .find(|b| b["prefix"] == "203.0.113.9/32")
+            .cloned()
+    });
+    assert_eq!(ban["evidence"][0]["rule"], "dnsbl", "{ban}");
+    let reason = ban["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("Service unavailable; client [203.0.113.9] blocked using bl.test"),
+        "{reason}"
+    );
+    assert!(reason.contains("Listed by bl.test"), "{reason}");
+    // A client only the broken list "lists": no ban.
+    seen("192.0.2.77");
+    // The allowlisted client: not greylisted, while a stranger is.
+    seen("198.51.100.7");
+    wait_until(LIMIT, "the allowlist answer applied", || {
+        let r = ctl_json(&api, &["status"]).ok()?;
+        let q = r["dns_lists"]
+            .as_array()?
+            .iter()
+            .find(|l| l["zone"] == "wl.test")?["queries_today"]
+            .as_u64()?;
+        (q >= 3).then_some(())
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let svc = PolicyService {
+        view: BanView::default(),
+        uplink: None,
+        greylist: Some(Arc::new(GreylistClient::new(
+            vec![api.clone()],
+            "mx1".into(),
+        ))),
+    };
+    let ask = |client: &str| {
+        let attrs = [
+            ("protocol_state", "RCPT"),
+            ("client_address", client),
+            ("sender", "a@b.test"),
+            ("recipient", "c@mx.test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        rt.block_on(svc.answer(&attrs))
+    };
+    let vouched = wait_until(LIMIT, "the DNSWL client let through", || {
+        let a = ask("198.51.100.7");
+        (a == "DUNNO").then_some(a)
+    });
+    assert_eq!(vouched, "DUNNO");
+    assert!(ask("192.0.2.200").starts_with("DEFER_IF_PERMIT"));
+    let bans = ctl_json(&api, &["bans", "list"]).unwrap();
+    let prefixes: Vec<&str> = bans["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        prefixes,
+        vec!["203.0.113.9/32"],
+        "the broken list banned nobody"
+    );
+
+    // Budget: 6 queries a day per list; three more clients spend it, the rest are not asked.
+    for i in 20..26 {
+        seen(&format!("203.0.113.{i}"));
+    }
+    let bl = wait_until(LIMIT, "bl.test's budget spent", || {
+        status_list(&api, "bl.test").filter(|l| l["queries_today"] == 6)
+    });
+    assert_eq!(bl["daily_budget"], 6);
+    // Three of the six were looked up (and are banned); the other three never were.
+    let banned = wait_until(LIMIT, "the looked-up clients banned", || {
+        let l = ctl_json(&api, &["bans", "list"]).ok()?;
+        let n = l["bans"]
+            .as_array()?
+            .iter()
+            .filter(|b| b["evidence"][0]["rule"] == "dnsbl")
+            .count();
+        (n == 4).then_some(n)
+    });
+    assert_eq!(banned, 4, "203.0.113.9 and three of the six");
+}
