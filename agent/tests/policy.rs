@@ -52,6 +52,14 @@ async fn start() -> String {
         },
     );
     view.insert(
+        "192.0.2.99/32".parse().unwrap(),
+        Known {
+            expires_ms: i64::MAX / 2,
+            reason: "Service unavailable; client [192.0.2.99] blocked using zen.example".into(),
+            tempfail: false,
+        },
+    );
+    view.insert(
         "198.51.100.66/32".parse().unwrap(),
         Known {
             expires_ms: i64::MAX / 2,
@@ -110,6 +118,13 @@ async fn persistent_connection_many_requests_and_bans_answered_from_memory() {
             && a.contains("203.0.113.0/24")
             && a.contains("rotating spammer"),
         "{a}"
+    );
+    w.write_all(with_client(&reqs[0], "192.0.2.99").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        ask(&mut r).await,
+        "action=REJECT 5.7.1 Service unavailable; client [192.0.2.99] blocked using zen.example"
     );
     w.write_all(with_client(&reqs[0], "198.51.100.66").as_bytes())
         .await

@@ -98,7 +98,10 @@ impl PolicyService {
                     .filter(|c| !c.is_control())
                     .take(200)
                     .collect();
-                if k.tempfail {
+                if reason.starts_with("Service unavailable; client [") {
+                    // A DNS list's verdict: in the words operators know from postscreen.
+                    format!("REJECT 5.7.1 {reason}")
+                } else if k.tempfail {
                     let left = (k.expires_ms - now).max(0) / 1000;
                     format!("DEFER_IF_PERMIT 4.7.1 mxrep: {addr} refused for now, try again in {left} s ({reason})")
                 } else {
