@@ -45,6 +45,12 @@ pub struct NodeArgs {
     /// refuses public resolvers: point this at your own.
     #[arg(long)]
     pub dns_resolver: Option<SocketAddr>,
+    /// Serve the ban list as a DNSBL zone on this address (UDP and TCP), e.g. 127.0.0.1:5300.
+    #[arg(long)]
+    pub dnsbl_listen: Option<SocketAddr>,
+    /// The DNSBL zone's name (default: bl.mxrep.invalid).
+    #[arg(long)]
+    pub dnsbl_zone: Option<String>,
 }
 
 /// Initial members: id → peer address.
@@ -144,6 +150,8 @@ struct FileConfig {
     /// `"1=a:1,2=b:2"` or a table `{ 1 = "a:1", 2 = "b:2" }`.
     peers: Option<toml::Value>,
     dns_resolver: Option<SocketAddr>,
+    dnsbl_listen: Option<SocketAddr>,
+    dnsbl_zone: Option<String>,
     #[serde(default)]
     raft: RaftTuning,
 }
@@ -160,6 +168,8 @@ pub struct NodeConfig {
     pub raft: RaftTuning,
     /// DNS server for list lookups (None: the system's).
     pub dns_resolver: Option<SocketAddr>,
+    /// Where the ban list is served as a DNSBL zone, and the zone's name.
+    pub dnsbl: Option<(SocketAddr, String)>,
 }
 
 impl NodeConfig {
@@ -206,6 +216,18 @@ impl NodeConfig {
         else {
             bail!("--api-listen, --peer-listen and --data-dir are required (or use --dev)");
         };
+        let zone = args
+            .dnsbl_zone
+            .or(file.dnsbl_zone)
+            .unwrap_or_else(|| "bl.mxrep.invalid".into());
+        let zone_ok = zone.trim_end_matches('.').split('.').count() >= 2
+            && zone
+                .trim_end_matches('.')
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !zone_ok {
+            bail!("--dnsbl-zone '{zone}' is not a DNS zone name (e.g. bl.example.org)");
+        }
         let mut peers = args.peers.map(|p| p.0).or(file_peers).unwrap_or_default();
         if dev && peers.is_empty() {
             peers.insert(id, peer_listen.to_string());
@@ -221,6 +243,7 @@ impl NodeConfig {
             peers,
             raft: file.raft,
             dns_resolver: args.dns_resolver.or(file.dns_resolver),
+            dnsbl: args.dnsbl_listen.or(file.dnsbl_listen).map(|a| (a, zone)),
         })
     }
 }

@@ -110,6 +110,14 @@ pub async fn run(
                 stopping.clone().wait(),
             ),
     );
+    if let Some((listen, zone)) = cfg.dnsbl.clone() {
+        let z = crate::dns::zone::BanZone::new(&zone, cluster.state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::dns::zone::serve(listen, z).await {
+                tracing::error!("cannot serve the DNSBL zone on {listen}: {e:#}");
+            }
+        });
+    }
     let dns = match ListResolver::new(cfg.dns_resolver) {
         Ok(r) => {
             let r = Arc::new(r);

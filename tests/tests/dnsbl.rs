@@ -228,3 +228,103 @@ fn listed_clients_are_banned_broken_lists_never_ban_and_allowlisted_ones_are_not
     });
     assert_eq!(banned, 4, "203.0.113.9 and three of the six");
 }
+
+fn dig(port: u16, name: &str, qtype: &str) -> (String, String) {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+time=2",
+            "+tries=1",
+            name,
+            qtype,
+        ])
+        .output()
+        .expect("dig (apt-get install bind9-dnsutils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("")
+        .to_string();
+    let answer: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.starts_with(";; ANSWER SECTION"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    (status, answer.join("\n"))
+}
+
+#[test]
+fn the_ban_list_served_as_a_dnsbl_zone() {
+    if !rbldnsd_available() {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    let cfg = std::fs::read_to_string(&node.config).unwrap();
+    std::fs::write(
+        &node.config,
+        format!("dnsbl_listen = \"127.0.0.1:{port}\"\ndnsbl_zone = \"bl.mxrep.test\"\n{cfg}"),
+    )
+    .unwrap();
+    node.start();
+    wait_until(LIMIT, "the node to lead", || {
+        node.status()?["leader_id"].as_u64()
+    });
+    let api = node.api.clone();
+    for (p, why) in [
+        ("203.0.113.0/24", "snowshoe"),
+        ("192.0.2.7", "spam run"),
+        ("2001:db8:5::/48", "v6 rotation"),
+    ] {
+        let out = ctl(&api, &["ban", p, "--for", "1h", "--reason", why]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let zone = "bl.mxrep.test";
+    let q = |labels: &str| format!("{labels}.{zone}");
+    let listed = wait_until(LIMIT, "the zone to answer", || {
+        let (status, a) = dig(port, &q("9.113.0.203"), "A");
+        (status == "NOERROR").then_some(a)
+    });
+    assert_eq!(listed, "127.0.0.2");
+    let (_, txt) = dig(port, &q("9.113.0.203"), "TXT");
+    assert!(
+        txt.contains("snowshoe") && txt.contains("203.0.113.0/24"),
+        "{txt}"
+    );
+    assert_eq!(
+        dig(port, &q("7.2.0.192"), "A"),
+        ("NOERROR".into(), "127.0.0.2".into())
+    );
+    assert_eq!(dig(port, &q("8.2.0.192"), "A").0, "NXDOMAIN");
+    // IPv6, reversed nibbles: 2001:db8:5::1 is inside the banned /48.
+    let v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.5.0.0.0.8.b.d.0.1.0.0.2";
+    assert_eq!(
+        dig(port, &q(v6), "A"),
+        ("NOERROR".into(), "127.0.0.2".into())
+    );
+    // RFC 5782 test entries and the apex.
+    assert_eq!(dig(port, &q("2.0.0.127"), "A").1, "127.0.0.2");
+    assert_eq!(dig(port, &q("1.0.0.127"), "A").0, "NXDOMAIN");
+    let (status, soa) = dig(port, zone, "SOA");
+    assert_eq!(status, "NOERROR");
+    assert!(soa.contains("ns.bl.mxrep.test."), "{soa}");
+    assert_eq!(dig(port, &q("not.an.address"), "A").0, "NXDOMAIN");
+    // An unban leaves the zone as soon as it is applied.
+    assert!(ctl(&api, &["unban", "192.0.2.7"]).status.success());
+    wait_until(LIMIT, "the unban in the zone", || {
+        (dig(port, &q("7.2.0.192"), "A").0 == "NXDOMAIN").then_some(())
+    });
+}

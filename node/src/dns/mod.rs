@@ -5,8 +5,10 @@
 //!
 //! - [`resolver`]: one list query (A, then TXT when listed), with a timeout;
 //! - [`lookups`]: addresses in, answers proposed, a daily budget per list;
-//! - [`probes`]: each list's health, proposed by the leader when it changes.
+//! - [`probes`]: each list's health, proposed by the leader when it changes;
+//! - [`zone`]: mxrep's own ban list served as a DNSBL zone (hickory-server).
 
 pub mod lookups;
 pub mod probes;
 pub mod resolver;
+pub mod zone;
