@@ -2,6 +2,13 @@
 //!
 //! Three services share it: `Peer` (node to node: Raft and forwarded writes), `Agent` (MX host to
 //! cluster: events up, ban list down) and `Admin` (mxrepctl and SOC tooling).
+//!
+//! # Layout
+//! - `mxrep/v1/types.proto`: bans, their evidence and actions, shared by every service;
+//! - `mxrep/v1/agent.proto`: connection verdicts and events, the ban-list stream, greylisting;
+//! - `mxrep/v1/admin.proto`: status, bans, `ip show`, policy, allowlist, membership;
+//! - `mxrep/v1/peer.proto`: Raft messages and forwarded writes between nodes;
+//! - this crate: [`v1`], the generated messages and services, and the descriptor set.
 
 #![allow(clippy::all)]
 #![forbid(unsafe_code)]

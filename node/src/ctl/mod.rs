@@ -93,15 +93,14 @@ impl Output {
 
 /// Connects to the node at `endpoint`, failing fast when nothing answers.
 pub async fn connect(endpoint: &str) -> anyhow::Result<AdminClient<Channel>> {
-    let url = if endpoint.contains("://") {
-        endpoint.to_string()
+    let invalid = |_| anyhow::anyhow!("'{endpoint}' is not a valid endpoint (expected HOST:PORT)");
+    let ep = if endpoint.contains("://") {
+        Endpoint::from_shared(endpoint.to_string()).map_err(invalid)?
     } else {
-        format!("http://{endpoint}")
-    };
-    let ep = Endpoint::from_shared(url)
-        .map_err(|_| anyhow::anyhow!("'{endpoint}' is not a valid endpoint (expected HOST:PORT)"))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30));
+        mxrep_common::endpoint::endpoint(endpoint).map_err(invalid)?
+    }
+    .connect_timeout(Duration::from_secs(3))
+    .timeout(Duration::from_secs(30));
     let ch = ep.connect().await.map_err(|e| {
         anyhow::anyhow!("cannot reach mxrep node at {endpoint}: {}", root_cause(&e))
     })?;

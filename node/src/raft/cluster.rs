@@ -19,7 +19,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long a write may wait for a leader before it fails.
 const WRITE_DEADLINE: Duration = Duration::from_secs(15);
@@ -170,10 +170,7 @@ impl Cluster {
 
     /// The leader's wall-clock time, never behind a time it stamped before.
     fn stamp(&self) -> i64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let wall = mxrep_common::clock::unix_ms();
         let prev = self
             .clock
             .fetch_max(wall, std::sync::atomic::Ordering::SeqCst);

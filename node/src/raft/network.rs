@@ -22,7 +22,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -40,11 +40,11 @@ impl PeerChannels {
         let ch = match map.get(addr) {
             Some(ch) => ch.clone(),
             None => {
-                let ch = Endpoint::from_shared(format!("http://{addr}"))?
+                // Raft has its own timeouts: pings only keep idle connections alive here.
+                let ch = mxrep_common::endpoint::endpoint(addr)?
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(10))
-                    .keep_alive_while_idle(true)
+                    .keep_alive_timeout(Duration::from_secs(20))
                     .connect_lazy();
                 map.insert(addr.to_string(), ch.clone());
                 ch

@@ -93,9 +93,17 @@ impl ReputationState {
         }
     }
 
-    /// No delivery history, any bad verdict lately, or no verified client name.
+    /// No delivery history, any bad verdict lately, any DNSBL points, or no verified client name.
     fn is_suspicious(&self, q: &GreyQuery<'_>, now: u32) -> bool {
         let verified = !q.client_name.is_empty() && q.client_name != "unknown";
+        let dnsbl_points = self
+            .dnsbl
+            .entries
+            .get(&q.addr)
+            .is_some_and(|e| e.until > now && e.score > 0);
+        if dnsbl_points {
+            return true;
+        }
         let p = &self.policy;
         let Some(st) = self.addrs.get(q.addr) else {
             return true;
