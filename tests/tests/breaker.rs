@@ -42,6 +42,18 @@ fn session(out: &mut String, t: &str, host: &str, pid: u32, addr: &str, delivers
     }
 }
 
+/// Appends each MX host's text to its log.
+fn append(bed: &Testbed, logs: &[String]) {
+    for (m, text) in bed.mx.iter().zip(logs) {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&m.log)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+}
+
 fn observe_only(bed: &Testbed) -> bool {
     bed.ctl_json(&["status"])
         .ok()
@@ -92,14 +104,7 @@ fn a_botnet_wave_is_banned_in_full_and_a_bug_like_wave_trips_the_breaker() {
             );
         }
     }
-    for (m, text) in bed.mx.iter().zip(&logs) {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&m.log)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
+    append(&bed, &logs);
     wait_until(
         LIMIT * 3,
         "all 20,000 addresses covered on every MX host",
@@ -140,14 +145,7 @@ fn a_botnet_wave_is_banned_in_full_and_a_bug_like_wave_trips_the_breaker() {
             true,
         );
     }
-    for (m, text) in bed.mx.iter().zip(&logs) {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&m.log)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
+    append(&bed, &logs);
     wait_until(LIMIT, "the deliveries counted", || {
         let r = bed.ctl_json(&["ip", "show", &good(1199)]).ok()?;
         (r["counters"]
@@ -164,14 +162,7 @@ fn a_botnet_wave_is_banned_in_full_and_a_bug_like_wave_trips_the_breaker() {
             session(&mut logs[mx], &t, &bed.mx[mx].name, pid, &good(i), false);
         }
     }
-    for (m, text) in bed.mx.iter().zip(&logs) {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&m.log)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
+    append(&bed, &logs);
     let status = wait_until(LIMIT, "the breaker to trip", || {
         let s = bed.ctl_json(&["status"]).ok()?;
         (s["observe_only"] == true).then_some(s)

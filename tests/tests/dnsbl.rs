@@ -79,6 +79,19 @@ fn rbldnsd(dir: &std::path::Path, port: u16) -> Daemon {
     Daemon(child)
 }
 
+/// A one-node cluster whose config file starts with `extra` (top-level keys), leading.
+fn one_node(dir: &std::path::Path, extra: &str) -> NodeProc {
+    let mut node = NodeProc::new(dir, 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    let cfg = std::fs::read_to_string(&node.config).unwrap();
+    std::fs::write(&node.config, format!("{extra}\n{cfg}")).unwrap();
+    node.start();
+    wait_until(LIMIT, "the node to lead", || {
+        node.status()?["leader_id"].as_u64()
+    });
+    node
+}
+
 fn status_list(api: &str, zone: &str) -> Option<serde_json::Value> {
     let s = ctl_json(api, &["status"]).ok()?;
     s["dns_lists"]
@@ -99,18 +112,7 @@ fn listed_clients_are_banned_broken_lists_never_ban_and_allowlisted_ones_are_not
     std::fs::create_dir(&zones).unwrap();
     let port = free_port();
     let _dns = rbldnsd(&zones, port);
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    let cfg = std::fs::read_to_string(&node.config).unwrap();
-    std::fs::write(
-        &node.config,
-        format!("dns_resolver = \"127.0.0.1:{port}\"\n{cfg}"),
-    )
-    .unwrap();
-    node.start();
-    wait_until(LIMIT, "the node to lead", || {
-        node.status()?["leader_id"].as_u64()
-    });
+    let node = one_node(dir.path(), &format!("dns_resolver = \"127.0.0.1:{port}\""));
     let api = node.api.clone();
     let policy = dir.path().join("policy.toml");
     std::fs::write(
@@ -267,18 +269,10 @@ fn the_ban_list_served_as_a_dnsbl_zone() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    let cfg = std::fs::read_to_string(&node.config).unwrap();
-    std::fs::write(
-        &node.config,
-        format!("dnsbl_listen = \"127.0.0.1:{port}\"\ndnsbl_zone = \"bl.mxrep.test\"\n{cfg}"),
-    )
-    .unwrap();
-    node.start();
-    wait_until(LIMIT, "the node to lead", || {
-        node.status()?["leader_id"].as_u64()
-    });
+    let node = one_node(
+        dir.path(),
+        &format!("dnsbl_listen = \"127.0.0.1:{port}\"\ndnsbl_zone = \"bl.mxrep.test\""),
+    );
     let api = node.api.clone();
     for (p, why) in [
         ("203.0.113.0/24", "snowshoe"),
