@@ -316,6 +316,41 @@ fn the_ban_list_served_as_a_dnsbl_zone() {
     assert_eq!(status, "NOERROR");
     assert!(soa.contains("ns.bl.mxrep.test."), "{soa}");
     assert_eq!(dig(port, &q("not.an.address"), "A").0, "NXDOMAIN");
+    // The same list exported for rbldnsd answers alike.
+    let out = ctl(&api, &["bans", "export", "--format", "rbldnsd"]);
+    assert!(out.status.success());
+    let zones = dir.path().join("export");
+    std::fs::create_dir(&zones).unwrap();
+    std::fs::write(zones.join("mxrep.zone"), &out.stdout).unwrap();
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&zones)
+        .status()
+        .unwrap();
+    let rport = free_port();
+    let _rbldnsd = Daemon(
+        Command::new("rbldnsd")
+            .args([
+                "-n",
+                "-u",
+                "rbldns",
+                "-b",
+                &format!("127.0.0.1/{rport}"),
+                "-w",
+            ])
+            .arg(&zones)
+            .arg(format!("{zone}:ip4set:mxrep.zone"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let theirs = wait_until(LIMIT, "rbldnsd to serve the export", || {
+        let (status, a) = dig(rport, &q("9.113.0.203"), "A");
+        (status == "NOERROR").then_some(a)
+    });
+    assert_eq!(theirs, "127.0.0.2");
+    assert_eq!(dig(rport, &q("8.2.0.192"), "A").0, "NXDOMAIN");
     // An unban leaves the zone as soon as it is applied.
     assert!(ctl(&api, &["unban", "192.0.2.7"]).status.success());
     wait_until(LIMIT, "the unban in the zone", || {
