@@ -154,6 +154,7 @@ pub async fn run(
         cfg.peers.clone(),
     ));
     tokio::spawn(tick_while_leader(cluster.clone(), cfg.raft.tick()));
+    tokio::spawn(say_when_serving(cluster.clone(), cfg.clone()));
 
     shutdown.await;
     tracing::info!("stopping");
@@ -173,6 +174,26 @@ pub async fn run(
     drop(lock);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs one line once the node serves with a known leader: what an operator waits for.
+async fn say_when_serving(cluster: Cluster, cfg: NodeConfig) {
+    let mut m = cluster.raft.metrics();
+    let Ok(state) = m.wait_for(|m| m.current_leader.is_some()).await else {
+        return;
+    };
+    let leader = state.current_leader.unwrap_or(0);
+    let dnsbl = cfg
+        .dnsbl
+        .as_ref()
+        .map(|(a, z)| format!("{z} on {a}"))
+        .unwrap_or_else(|| "off".into());
+    tracing::info!(
+        "serving: API {}, peers {}, DNSBL zone {dnsbl}, leader node {leader}, data in {}",
+        cfg.api_listen,
+        cfg.peer_listen,
+        cfg.data_dir.display()
+    );
 }
 
 /// While this node leads, proposes a tick entry every `every`, so time moves on for everyone.

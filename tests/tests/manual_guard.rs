@@ -57,4 +57,18 @@ fn a_ban_that_would_lock_out_the_world_needs_force() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(c.node(1).ban_prefixes().unwrap(), vec!["10.0.0.0/8"]);
+    // The node said when it was serving, and logs every administrative change.
+    let log = wait_until(
+        Duration::from_secs(10),
+        "the change in the node's log",
+        || {
+            let l = c.node(1).log_text();
+            l.contains("manual ban of 10.0.0.0/8").then_some(l)
+        },
+    );
+    assert!(log.contains("serving: API 127.0.0.1:"), "{log}");
+    assert!(
+        log.contains("known bad network") && log.contains("198.51.100.0/24 added to the allowlist"),
+        "{log}"
+    );
 }

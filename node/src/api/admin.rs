@@ -75,6 +75,13 @@ impl AdminService {
     }
 }
 
+/// Who asked, for the log of administrative changes (the peer address until certificates say
+/// more).
+fn who<T>(req: &Request<T>) -> String {
+    req.remote_addr()
+        .map_or_else(|| "unknown".into(), |a| a.to_string())
+}
+
 fn write_status(e: WriteError) -> Status {
     match e {
         WriteError::NoLeader(_) => Status::unavailable(e.to_string()),
@@ -151,6 +158,7 @@ impl Admin for AdminService {
     }
 
     async fn ban(&self, req: Request<pb::BanRequest>) -> Result<Response<pb::BanResponse>, Status> {
+        let who = who(&req);
         let r = req.into_inner();
         let prefix =
             parse_prefix_strict(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -184,11 +192,12 @@ impl Admin for AdminService {
             .write(Command::Ban {
                 prefix,
                 duration_ms: r.duration_seconds * 1000,
-                reason,
+                reason: reason.clone(),
                 source: BanSource::Manual,
             })
             .await
             .map_err(write_status)?;
+        tracing::info!(%who, force = r.force, "manual ban of {prefix} for {} s: {reason}", r.duration_seconds);
         // The change carries the ban as the leader applied it; this node may not have yet.
         let ban = response
             .changes
@@ -207,6 +216,7 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::UnbanRequest>,
     ) -> Result<Response<pb::UnbanResponse>, Status> {
+        let who = who(&req);
         let r = req.into_inner();
         let prefix =
             parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -214,6 +224,7 @@ impl Admin for AdminService {
             .cluster
             .write(Command::Unban { prefix })
             .await
+            .inspect(|_| tracing::info!(%who, "manual unban of {prefix}"))
             .map_err(write_status)?;
         let removed = response
             .changes
@@ -269,6 +280,7 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let who = who(&req);
         let r = req.into_inner();
         if r.id == 0 {
             return Err(Status::invalid_argument(
@@ -277,6 +289,10 @@ impl Admin for AdminService {
         }
         check_addr("peer address", &r.peer_addr)?;
         check_addr("API address", &r.api_addr)?;
+        let what = format!(
+            "node {} (peer {}, API {}) added",
+            r.id, r.peer_addr, r.api_addr
+        );
         let op = ClusterOp::AddMember {
             id: r.id,
             node: MxNode {
@@ -285,6 +301,7 @@ impl Admin for AdminService {
             },
         };
         let res = self.cluster.execute(op).await.map_err(write_status)?;
+        tracing::info!(%who, "{what}");
         self.membership_response(res)
     }
 
@@ -292,12 +309,14 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let who = who(&req);
         let id = req.into_inner().id;
         let res = self
             .cluster
             .execute(ClusterOp::RemoveMember { id })
             .await
             .map_err(write_status)?;
+        tracing::info!(%who, "node {id} removed");
         self.membership_response(res)
     }
 
@@ -314,6 +333,7 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::PolicyDocument>,
     ) -> Result<Response<pb::SetPolicyResponse>, Status> {
+        let who = who(&req);
         let policy = Policy::from_toml(&req.into_inner().toml)
             .map_err(|e| Status::invalid_argument(format!("policy refused: {e}")))?;
         let (log_index, _) = self
@@ -321,6 +341,7 @@ impl Admin for AdminService {
             .write(Command::SetPolicy(Box::new(policy)))
             .await
             .map_err(write_status)?;
+        tracing::info!(%who, "policy replaced at log index {log_index}");
         Ok(Response::new(pb::SetPolicyResponse { log_index }))
     }
 
@@ -328,6 +349,7 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::AllowRequest>,
     ) -> Result<Response<pb::AllowResponse>, Status> {
+        let who = who(&req);
         let r = req.into_inner();
         let prefix =
             parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -336,6 +358,8 @@ impl Admin for AdminService {
             .write(Command::Allow { prefix, add: r.add })
             .await
             .map_err(write_status)?;
+        let verb = if r.add { "added to" } else { "removed from" };
+        tracing::info!(%who, "{prefix} {verb} the allowlist");
         let bans_lifted = response
             .changes
             .iter()
@@ -368,13 +392,15 @@ impl Admin for AdminService {
 
     async fn clear_observe_only(
         &self,
-        _: Request<pb::ClearObserveOnlyRequest>,
+        req: Request<pb::ClearObserveOnlyRequest>,
     ) -> Result<Response<pb::ClearObserveOnlyResponse>, Status> {
+        let who = who(&req);
         let (log_index, _) = self
             .cluster
             .write(Command::ClearObserveOnly)
             .await
             .map_err(write_status)?;
+        tracing::info!(%who, "observe-only cleared");
         Ok(Response::new(pb::ClearObserveOnlyResponse { log_index }))
     }
 }
