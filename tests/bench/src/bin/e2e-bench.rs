@@ -24,7 +24,7 @@ struct Opts {
     /// Bans measured on the idle cluster.
     #[arg(long, default_value_t = 60)]
     bans: usize,
-    /// Log lines written per MX host in the ingest run.
+    /// Delivering connections written per MX host in the ingest run (three log lines each).
     #[arg(long, default_value_t = 100_000)]
     load_lines: usize,
 }
@@ -151,10 +151,13 @@ fn main() {
                 let t = stamp();
                 let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
                 let mut buf = String::new();
+                // One delivering connection per "event": connect, client=, disconnect.
                 for n in 0..load_lines {
+                    let (a, pid) = (n % 100, 10_000 + n);
                     buf.push_str(&format!(
-                        "{t} {host} postfix/smtpd[7]: {n:X}: client=unknown[198.19.{i}.{}]\n",
-                        n % 100
+                        "{t} {host} postfix/smtpd[{pid}]: connect from unknown[198.19.{i}.{a}]\n\
+                         {t} {host} postfix/smtpd[{pid}]: {n:X}: client=unknown[198.19.{i}.{a}]\n\
+                         {t} {host} postfix/smtpd[{pid}]: disconnect from unknown[198.19.{i}.{a}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5\n"
                     ));
                     if buf.len() > 64 * 1024 {
                         f.write_all(buf.as_bytes()).unwrap();
@@ -194,7 +197,7 @@ fn main() {
         || (counted(&bed)? >= total).then_some(()),
     );
     let took = start.elapsed().as_secs_f64();
-    println!("ingest: {total} events from 3 agents reading logs written at full speed, all counted in {took:.1} s = {:.0} events/s", total as f64 / took);
+    println!("ingest: {total} delivering connections (3 log lines each) from 3 agents reading logs written at full speed, all counted in {took:.1} s = {:.0} connections/s", total as f64 / took);
     println!(
         "  propagation meanwhile, 20 bans: p50 {:.0} ms   p99 {:.0} ms",
         pct(&mut loaded, 0.5),
