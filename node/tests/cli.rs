@@ -160,3 +160,41 @@ fn data_dir_held_by_a_running_node() {
         "{line}"
     );
 }
+
+#[test]
+fn json_errors_with_codes_and_exit_statuses() {
+    let closed = free_addr();
+    let run = |args: &[&str]| Command::new(CTL).args(args).output().unwrap();
+    // No node: "unavailable", exit 3, as JSON on stdout.
+    let out = run(&["--endpoint", &closed, "--json", "status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "unavailable", "{v}");
+    // A bad command line: "usage", exit 2, naming the problem and what was meant.
+    let out = run(&[
+        "--endpoint",
+        &closed,
+        "--json",
+        "ban",
+        "10.0.0.1/24",
+        "--for",
+        "1m",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "usage");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 10.0.0.0/24"),
+        "{v}"
+    );
+    // Durations say how they are written.
+    let out = run(&["--endpoint", &closed, "ban", "192.0.2.1", "--for", "banana"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'banana' is not a duration") && err.contains("10m"),
+        "{err}"
+    );
+}

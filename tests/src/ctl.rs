@@ -37,7 +37,13 @@ pub fn ctl_json_in(ns: Option<&str>, endpoint: &str, args: &[&str]) -> Result<Va
     a.push("--json");
     let out = ctl_in(ns, endpoint, &a);
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        // With --json the error is on stdout: {"error": {"code", "message"}}.
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        return Err(if stdout.trim().is_empty() {
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        } else {
+            stdout
+        });
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("bad JSON from mxrepctl: {e}"))
 }

@@ -17,7 +17,7 @@ pub struct BanArgs {
     #[arg(value_parser = |s: &str| parse_prefix_strict(s).map(|p| p.to_string()))]
     pub prefix: String,
     /// How long, e.g. 90s, 10m, 1h30m, 7d.
-    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    #[arg(long = "for", value_parser = parse_duration)]
     pub duration: Duration,
     /// Why, for the record.
     #[arg(long, default_value = "manual ban")]
@@ -26,6 +26,13 @@ pub struct BanArgs {
     /// prefix, or covering a cluster node's own address.
     #[arg(long)]
     pub force: bool,
+}
+
+/// A duration as operators write it, with a refusal that shows how.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|_| {
+        format!("'{s}' is not a duration: a number and a unit, e.g. 30s, 10m, 1h, 7d or 1h30m")
+    })
 }
 
 pub async fn run(

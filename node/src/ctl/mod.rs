@@ -6,6 +6,7 @@ mod allow;
 mod ban;
 mod bans;
 mod cluster;
+pub mod error;
 mod ip;
 mod observe_only;
 mod policy;
@@ -14,7 +15,6 @@ mod replay;
 mod status;
 mod unban;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mxrep_proto::v1::admin_client::AdminClient;
 use std::time::Duration;
@@ -115,25 +115,27 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Turns a gRPC error into one line for the operator.
-pub fn status_error(endpoint: &str, s: tonic::Status) -> anyhow::Error {
-    match s.code() {
-        tonic::Code::Unavailable if s.message().contains("transport") || s.message().is_empty() => {
-            anyhow::anyhow!("cannot reach mxrep node at {endpoint}: {}", s.message())
-        }
-        _ => anyhow::anyhow!("{}", s.message()),
-    }
+/// Runs the parsed command; a failure carries its code and exit status (see [`error`]).
+pub async fn run(cli: Cli) -> Result<(), error::CtlError> {
+    let ep = cli.endpoint.clone();
+    run_command(cli)
+        .await
+        .map_err(|e| match e.downcast_ref::<tonic::Status>() {
+            Some(s) => error::CtlError::from_status(s, &ep),
+            None if e.to_string().starts_with("cannot reach") => {
+                error::CtlError::unavailable(e.to_string())
+            }
+            None => error::CtlError::other(&e),
+        })
 }
 
-/// Runs the parsed command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let out = Output { json: cli.json };
     let cli = match cli.command {
         CtlCommand::Replay(a) => return replay::run(&out, a),
         command => Cli { command, ..cli },
     };
     let mut client = connect(&cli.endpoint).await?;
-    let ep = cli.endpoint.as_str();
     let res = match cli.command {
         CtlCommand::Status => status::run(&mut client, &out).await,
         CtlCommand::Bans { command } => bans::run(&mut client, &out, command).await,
@@ -146,10 +148,5 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         CtlCommand::ObserveOnly { command } => observe_only::run(&mut client, &out, command).await,
         CtlCommand::Replay(_) => unreachable!("replay runs offline, above"),
     };
-    res.map_err(|e| match e.downcast::<tonic::Status>() {
-        Ok(s) => status_error(ep, s),
-        Err(e) => e,
-    })
-    .context("")
-    .map_err(|e| anyhow::anyhow!("{}", e.root_cause()))
+    res
 }
