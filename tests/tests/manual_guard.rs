@@ -57,6 +57,17 @@ fn a_ban_that_would_lock_out_the_world_needs_force() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(c.node(1).ban_prefixes().unwrap(), vec!["10.0.0.0/8"]);
+    // ip show takes a prefix too: the bans covering it or inside it.
+    let r = ctl_json(&api, &["ip", "show", "10.1.0.0/16"]).unwrap();
+    assert_eq!(r["address"], "10.1.0.0/16");
+    assert_eq!(r["covering_bans"][0]["prefix"], "10.0.0.0/8", "{r}");
+    let r = ctl_json(&api, &["ip", "show", "10.0.0.0/7"]).unwrap();
+    assert_eq!(
+        r["covering_bans"][0]["prefix"], "10.0.0.0/8",
+        "a ban inside it: {r}"
+    );
+    let r = ctl_json(&api, &["ip", "show", "203.0.113.0/24"]).unwrap();
+    assert_eq!(r["banned"], false);
     // The node said when it was serving, and logs every administrative change.
     let log = wait_until(
         Duration::from_secs(10),

@@ -6,9 +6,7 @@
 use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
 use crate::dns::lookups::DnsStats;
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
-use crate::state::{
-    parse_address, parse_prefix, parse_prefix_strict, BanChangeKind, BanSource, Command, Policy,
-};
+use crate::state::{parse_prefix, parse_prefix_strict, BanChangeKind, BanSource, Command, Policy};
 use mxrep_common::lock::RwLockExt as _;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_server::Admin;
@@ -241,11 +239,18 @@ impl Admin for AdminService {
         req: Request<pb::ShowIpRequest>,
     ) -> Result<Response<pb::ShowIpResponse>, Status> {
         let r = req.into_inner();
-        let addr =
-            parse_address(&r.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let r = self.read(|a| a.state.report(addr));
+        let net = parse_prefix(&r.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let single = net.prefix_len() == net.max_prefix_len();
+        let r = self.read(|a| match single {
+            true => a.state.report(net.addr()),
+            false => a.state.prefix_report(net),
+        });
         Ok(Response::new(pb::ShowIpResponse {
-            address: r.address.to_string(),
+            address: if single {
+                r.address.to_string()
+            } else {
+                net.to_string()
+            },
             covering_bans: r.bans.iter().map(ban_to_pb).collect(),
             counters: r.counters.iter().map(counter_to_pb).collect(),
             mx_hosts: r.mx_hosts,

@@ -3,7 +3,7 @@
 
 use super::render::{ban_json, ban_line, evidence_lines, rfc3339};
 use super::Output;
-use crate::state::parse_address;
+use crate::state::parse_prefix;
 use clap::Subcommand;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_client::AdminClient;
@@ -15,8 +15,10 @@ pub enum IpCommand {
     /// Verdict counters, prefix weighing, how far each rule is from a ban, and the bans covering
     /// an address, and why.
     Show {
-        /// The IPv4 or IPv6 address to explain, e.g. 203.0.113.7.
-        #[arg(value_parser = |s: &str| parse_address(s).map(|a| a.to_string()))]
+        /// The address or prefix to explain, e.g. 203.0.113.7 or 203.0.113.0/24.
+        #[arg(value_parser = |s: &str| parse_prefix(s).map(|p| {
+            if p.prefix_len() == p.max_prefix_len() { p.addr().to_string() } else { p.to_string() }
+        }))]
         address: String,
     },
 }

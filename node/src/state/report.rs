@@ -50,6 +50,64 @@ pub struct AddressReport {
 }
 
 impl ReputationState {
+    /// The report for a prefix: its counters if it is a counted level, how far the prefix rule
+    /// is from banning it, and the bans covering it or inside it.
+    pub fn prefix_report(&self, net: IpNet) -> AddressReport {
+        let now = self.now_secs();
+        let ca = &self.policy.changing_addresses;
+        let (prefix_counters, prefix_mx_hosts) = match self.prefixes.get(&net) {
+            Some(ps) => {
+                let (b, g) = ps.weigh(now, ca.window_secs, ca.good_memory_secs);
+                let c = |name: CounterName, count: u32, w: u32, limit: u32| CounterReport {
+                    name: name.as_str().into(),
+                    count: count as u64,
+                    window_secs: w as u64,
+                    limit: limit as u64,
+                };
+                (
+                    vec![
+                        c(
+                            CounterName::BadOnlyMembers,
+                            b,
+                            ca.window_secs,
+                            ca.distinct_addresses,
+                        ),
+                        c(CounterName::DeliveringMembers, g, ca.good_memory_secs, 0),
+                    ],
+                    self.host_names(ps.hosts),
+                )
+            }
+            None => (vec![], vec![]),
+        };
+        let distances = rules::prefix::assess(self, net, now)
+            .into_iter()
+            .map(|a| RuleDistance {
+                rule: a.rule.into(),
+                key: a.key,
+                text: a.text,
+                would_ban: a.decision.is_some(),
+            })
+            .collect();
+        let related = |b: &&Ban| b.prefix.contains(&net) || net.contains(&b.prefix);
+        let mut bans: Vec<Ban> = self.bans.values().filter(related).cloned().collect();
+        bans.sort_by_key(|b| b.prefix.prefix_len());
+        AddressReport {
+            address: net.addr(),
+            counters: vec![],
+            mx_hosts: vec![],
+            prefix: net,
+            prefix_counters,
+            prefix_mx_hosts,
+            distances,
+            bans,
+            observed: self.observed.values().filter(related).cloned().collect(),
+            allowlisted: self.is_allowed(&net),
+            suppressed_until_ms: self.suppressed.get(&net).copied(),
+            offences: self.offences.get(&net).map(|o| o.count).unwrap_or(0),
+            greylist: None,
+        }
+    }
+
     /// Builds the report for `addr` at the cluster's current time.
     pub fn report(&self, addr: IpAddr) -> AddressReport {
         let now = self.now_secs();
