@@ -68,6 +68,45 @@ fn a_ban_that_would_lock_out_the_world_needs_force() {
     );
     let r = ctl_json(&api, &["ip", "show", "203.0.113.0/24"]).unwrap();
     assert_eq!(r["banned"], false);
+    // Importing a list: the same guards, a summary that says what happened to every line.
+    let list = c.dir.path().join("drop.txt");
+    std::fs::write(
+        &list,
+        "; Spamhaus DROP List\n198.18.0.0/24 ; SBL1\n192.0.2.77  # seen\n\n10.0.0.0/8 ; SBL2\n0.0.0.0/0 ; typo\n203.0.113.7/24 ; SBL3\n",
+    )
+    .unwrap();
+    let r = ctl_json(
+        &api,
+        &["bans", "import", list.to_str().unwrap(), "--for", "1h"],
+    )
+    .unwrap();
+    assert_eq!(
+        (r["added"].as_u64(), r["already_banned"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    let refused = r["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{r}");
+    assert!(
+        refused[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("every IPv4 address"),
+        "{r}"
+    );
+    assert_eq!(refused[1]["line"], 7);
+    assert!(
+        refused[1]["why"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 203.0.113.0/24"),
+        "{r}"
+    );
+    let listed = c.node(1).ban_prefixes().unwrap();
+    assert!(
+        listed.contains(&"198.18.0.0/24".to_string())
+            && listed.contains(&"192.0.2.77/32".to_string())
+    );
     // The node said when it was serving, and logs every administrative change.
     let log = wait_until(
         Duration::from_secs(10),

@@ -15,6 +15,8 @@ use tonic::transport::Channel;
 pub enum BansCommand {
     /// List active bans (and temporary refusals), with their reasons.
     List,
+    /// Ban every address or prefix of a file (one a line; Spamhaus DROP's form too).
+    Import(super::import::ImportArgs),
     /// Print the dropping bans as a file others can use.
     Export {
         /// text: one prefix per line; rbldnsd: an rbldnsd ip4set zone of the IPv4 bans;
@@ -64,6 +66,9 @@ pub async fn run(
     out: &Output,
     cmd: BansCommand,
 ) -> anyhow::Result<()> {
+    if let BansCommand::Import(a) = cmd {
+        return super::import::run(client, out, a).await;
+    }
     let r = client.list_bans(ListBansRequest {}).await?.into_inner();
     if let BansCommand::Export { format } = cmd {
         print!("{}", export(&r.bans, format, r.version));

@@ -7,6 +7,7 @@ mod ban;
 mod bans;
 mod cluster;
 pub mod error;
+mod import;
 mod ip;
 mod observe_only;
 mod policy;
