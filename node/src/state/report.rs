@@ -29,6 +29,17 @@ pub struct RuleDistance {
     pub would_ban: bool,
 }
 
+impl From<rules::Assessment> for RuleDistance {
+    fn from(a: rules::Assessment) -> Self {
+        Self {
+            rule: a.rule.into(),
+            key: a.key,
+            text: a.text,
+            would_ban: a.decision.is_some(),
+        }
+    }
+}
+
 /// Everything about one address.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddressReport {
@@ -81,12 +92,7 @@ impl ReputationState {
         };
         let distances = rules::prefix::assess(self, net, now)
             .into_iter()
-            .map(|a| RuleDistance {
-                rule: a.rule.into(),
-                key: a.key,
-                text: a.text,
-                would_ban: a.decision.is_some(),
-            })
+            .map(RuleDistance::from)
             .collect();
         let related = |b: &&Ban| b.prefix.contains(&net) || net.contains(&b.prefix);
         let mut bans: Vec<Ban> = self.bans.values().filter(related).cloned().collect();
@@ -189,15 +195,7 @@ impl ReputationState {
             ca.levels(v6)
                 .filter_map(|len| rules::prefix::assess(self, truncate(addr, len), now)),
         );
-        let distances = assessments
-            .into_iter()
-            .map(|a| RuleDistance {
-                rule: a.rule.into(),
-                key: a.key,
-                text: a.text,
-                would_ban: a.decision.is_some(),
-            })
-            .collect();
+        let distances = assessments.into_iter().map(RuleDistance::from).collect();
         let key = IpNet::from(addr);
         AddressReport {
             address: addr,
