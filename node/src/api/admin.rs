@@ -4,8 +4,9 @@
 //! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
 
 use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
+use super::requests::{check_addr, who, write_status};
 use crate::dns::lookups::DnsStats;
-use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode, WriteError};
+use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode};
 use crate::state::{parse_prefix, parse_prefix_strict, BanChangeKind, BanSource, Command, Policy};
 use mxrep_common::lock::RwLockExt as _;
 use mxrep_proto::v1 as pb;
@@ -71,26 +72,6 @@ impl AdminService {
             other => Err(Status::internal(format!("unexpected answer {other:?}"))),
         }
     }
-}
-
-/// Who asked, for the log of administrative changes (the peer address until certificates say
-/// more).
-fn who<T>(req: &Request<T>) -> String {
-    req.remote_addr()
-        .map_or_else(|| "unknown".into(), |a| a.to_string())
-}
-
-fn write_status(e: WriteError) -> Status {
-    match e {
-        WriteError::NoLeader(_) => Status::unavailable(e.to_string()),
-        WriteError::Rejected(m) => Status::failed_precondition(m),
-    }
-}
-
-fn check_addr(what: &str, addr: &str) -> Result<(), Status> {
-    mxrep_common::addr::host_port(addr)
-        .map(|_| ())
-        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
 #[tonic::async_trait]
