@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`sources`]: where events come from: the Postfix log parser and follower, the connection
-//!   tracker that gives each SMTP connection one verdict, log time zones, the policy service;
+//!   tracker that gives each SMTP connection one verdict, log time zones, the policy service and
+//!   its greylisting (leases, the followed triplet keys, reports);
 //! - [`uplink`]: verdicts to the cluster in acknowledged batches, exactly once across failover;
 //! - [`enforce`]: the ban list into nftables: the stream, its pure translation, the kernel
 //!   (nft and netlink), the table guard, the agent's ban view;

@@ -6,7 +6,7 @@ use crate::config::AgentConfig;
 use crate::enforce::nft::NftEnforcer;
 use crate::enforce::view::BanView;
 use crate::enforce::{guard, watch, DryRun, Enforcer};
-use crate::sources::greylist_client::GreylistClient;
+use crate::sources::greylist::GreylistClient;
 use crate::sources::log_pump;
 use crate::sources::policy_server::PolicyService;
 use crate::state_dir::StateDir;
@@ -50,10 +50,10 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
             PolicyService {
                 view: view.clone(),
                 uplink: Some(uplink.clone()),
-                greylist: Some(Arc::new(GreylistClient::new(
+                greylist: Some(GreylistClient::start(
                     cfg.cluster.clone(),
                     cfg.node_name.clone(),
-                ))),
+                )),
             }
             .serve(l),
         );

@@ -9,7 +9,9 @@
 //! - [`backoff`]: exponential backoff with jitter, and the reconnect loop that rotates over nodes;
 //! - [`endpoint`]: a tonic `Endpoint` to a node with the keepalives every stream needs;
 //! - [`addr`]: `HOST:PORT` checks with a message that names the problem;
-//! - [`lock`]: mutex and rwlock access that survives a panicked holder.
+//! - [`lock`]: mutex and rwlock access that survives a panicked holder;
+//! - [`triplet`]: the greylisting triplet key (sender normalisation, a stable 64-bit hash), the
+//!   same on the agent that answers and on the node that remembers.
 #![forbid(unsafe_code)]
 
 pub mod addr;
@@ -20,3 +22,4 @@ pub mod endpoint;
 pub mod lock;
 pub mod logging;
 pub mod shutdown;
+pub mod triplet;

@@ -5,14 +5,13 @@
 //! allowlisted client is not greylisted; lookups stop when a list's daily budget is spent.
 
 use mxrep_agent::enforce::view::BanView;
-use mxrep_agent::sources::greylist_client::GreylistClient;
+use mxrep_agent::sources::greylist::GreylistClient;
 use mxrep_agent::sources::policy_server::PolicyService;
 use mxrep_proto::v1 as pb;
 use mxrep_tests::events::{now_ms, send_blocking, verdict};
 use mxrep_tests::netns::Daemon;
 use mxrep_tests::*;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -171,13 +170,11 @@ fn listed_clients_are_banned_broken_lists_never_ban_and_allowlisted_ones_are_not
         (q >= 3).then_some(())
     });
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = rt.enter();
     let svc = PolicyService {
         view: BanView::default(),
         uplink: None,
-        greylist: Some(Arc::new(GreylistClient::new(
-            vec![api.clone()],
-            "mx1".into(),
-        ))),
+        greylist: Some(GreylistClient::start(vec![api.clone()], "mx1".into())),
     };
     let ask = |client: &str| {
         let attrs = [

@@ -5,24 +5,21 @@
 //! answer is DUNNO at once (fail open) and nothing blocks.
 
 use mxrep_agent::enforce::view::BanView;
-use mxrep_agent::sources::greylist_client::GreylistClient;
+use mxrep_agent::sources::greylist::GreylistClient;
 use mxrep_agent::sources::policy_server::PolicyService;
 use mxrep_tests::*;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn service(api: &str, mx: &str) -> PolicyService {
+fn service(rt: &tokio::runtime::Runtime, api: &str, mx: &str) -> PolicyService {
+    let _in_runtime = rt.enter();
     PolicyService {
         view: BanView::default(),
         uplink: None,
-        greylist: Some(Arc::new(GreylistClient::new(
-            vec![api.to_string()],
-            mx.into(),
-        ))),
+        greylist: Some(GreylistClient::start(vec![api.to_string()], mx.into())),
     }
 }
 
@@ -58,8 +55,8 @@ fn a_retry_on_another_mx_host_from_the_same_network_passes_after_the_delay() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (mx1, mx2) = (
-        service(&c.node(1).api, "mx1"),
-        service(&c.node(2).api, "mx2"),
+        service(&rt, &c.node(1).api, "mx1"),
+        service(&rt, &c.node(2).api, "mx2"),
     );
     wait_until(LIMIT, "the policy on node 2", || {
         let p = ctl_json(&c.node(2).api, &["policy", "show"]).ok()?;
@@ -95,6 +92,25 @@ fn a_retry_on_another_mx_host_from_the_same_network_passes_after_the_delay() {
     assert_eq!(after, "DUNNO");
     // Other networks start over.
     assert!(ask(&mx2, "198.51.100.7", "news-1003@list.test").starts_with("DEFER_IF_PERMIT"));
+    // A never-seen triplet of that client, now leased to mx2, is answered on mx2 itself (it
+    // follows every key the cluster remembers), and reported: mx1's set learns it.
+    let (g1, g2) = (
+        mx1.greylist.as_ref().unwrap(),
+        mx2.greylist.as_ref().unwrap(),
+    );
+    wait_until(LIMIT, "mx2 to follow the triplet keys", || {
+        g2.known().is_live().then_some(())
+    });
+    let here = ask(&mx2, "198.51.100.7", "fresh@sender.test");
+    assert_eq!(
+        here,
+        "DEFER_IF_PERMIT Greylisted by mxrep: first delivery attempt, retry in 4 s"
+    );
+    assert_eq!(g2.stats.deferred_here.load(Ordering::Relaxed), 1);
+    wait_until(LIMIT, "mx1 to learn the triplet mx2 answered", || {
+        (g1.known().len() == 3).then_some(())
+    });
+    assert_eq!(g2.reported().sent.load(Ordering::Relaxed), 1);
     // Passes a second or more apart count toward the allowlist: after five, a new sender from
     // the network is not greylisted at all.
     let r = wait_until(LIMIT, "five passes and the allowlist", || {
@@ -123,6 +139,18 @@ fn a_retry_on_another_mx_host_from_the_same_network_passes_after_the_delay() {
         t.elapsed() < Duration::from_millis(500),
         "fail open took {:?}",
         t.elapsed()
+    );
+    // A leased client too, once mx2's key stream has broken (at once: the node is gone).
+    let mut n = 0;
+    wait_until(LIMIT, "mx2 to stop answering new triplets itself", || {
+        n += 1;
+        let mut req = request("198.51.100.7", "late@sender.test");
+        req.insert("recipient".into(), format!("user{n}@mx.test"));
+        (rt.block_on(mx2.answer(&req)) == "DUNNO").then_some(())
+    });
+    assert!(
+        !g2.known().is_live(),
+        "answers from a set that no longer follows"
     );
     let stats = &mx1.greylist.as_ref().unwrap().stats;
     assert!(stats.failed_open.load(Ordering::Relaxed) >= 1);

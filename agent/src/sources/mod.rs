@@ -1,7 +1,7 @@
 //! Where events come from on an MX host: Postfix's log and Postfix's policy requests.
 
 pub mod connections;
-pub mod greylist_client;
+pub mod greylist;
 pub mod log_follower;
 pub mod log_pump;
 pub mod policy_server;

@@ -8,11 +8,11 @@
 //! run, or the moment before the set is updated), `DEFER_IF_PERMIT` (450) for an address the
 //! cluster refuses temporarily (too many connections that were not mail), `DUNNO` otherwise. It never waits on the
 //! cluster. With greylisting, an RCPT request that no ban answered asks the cluster, with a
-//! deadline of 100 ms and DUNNO when it is away (`greylist_client`). A malformed or oversized
+//! deadline of 100 ms and DUNNO when it is away (`greylist`). A malformed or oversized
 //! request closes that connection only, as the protocol expects.
 
 use crate::enforce::view::BanView;
-use crate::sources::greylist_client::{GreylistClient, Verdict};
+use crate::sources::greylist::{GreylistClient, Verdict};
 use crate::uplink::Uplink;
 use mxrep_proto::v1 as pb;
 use std::collections::HashMap;

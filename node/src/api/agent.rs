@@ -3,18 +3,17 @@
 //! `ReportEvents` is the ingest stream (`crate::ingest::stream`). `WatchBans` follows this node's
 //! ban feed (`crate::raft::ban_feed`): a snapshot of the ban set, or — when the agent already
 //! holds a version this node still has the history for — only the changes after it, then every
-//! change as applied. Both end when the node stops.
+//! change as applied. Both end when the node stops. Greylisting (`CheckGreylist`, `WatchGreylist`,
+//! `ReportSightings`) is `super::greylist`.
 
 use super::convert::ban_to_pb;
 use crate::ingest::proposer::Proposer;
 use crate::ingest::{Aggregator, Limits};
 use crate::raft::ban_feed::Start;
 use crate::raft::Cluster;
-use crate::state::greylist::decide::{GreyAnswer, GreyQuery};
 use crate::state::greylist::Sighting;
 use crate::state::Command;
 use crate::state::{BanChange, BanChangeKind};
-use mxrep_common::lock::RwLockExt as _;
 use mxrep_common::shutdown::Shutdown;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::agent_server::Agent;
@@ -76,6 +75,7 @@ fn change_update(version: u64, c: &BanChange) -> pb::BanUpdate {
 impl Agent for AgentService {
     type ReportEventsStream = BoxStream<pb::EventAck>;
     type WatchBansStream = BoxStream<pb::BanUpdate>;
+    type WatchGreylistStream = BoxStream<pb::GreylistKeys>;
 
     async fn report_events(
         &self,
@@ -156,42 +156,24 @@ impl Agent for AgentService {
         &self,
         req: Request<pb::GreylistRequest>,
     ) -> Result<Response<pb::GreylistReply>, Status> {
-        let r = req.into_inner();
-        let addr = r.client_address.trim().parse().map_err(|_| {
-            Status::invalid_argument(format!(
-                "unparseable client address '{}'",
-                r.client_address.chars().take(64).collect::<String>()
-            ))
-        })?;
-        let q = GreyQuery {
-            addr,
-            client_name: r.client_name.trim(),
-            sender: &r.sender,
-            recipient: &r.recipient,
-        };
-        let now = (mxrep_common::clock::unix_ms() / 1000).clamp(0, u32::MAX as i64) as u32;
-        let (answer, sighting) = self
-            .cluster
-            .state
-            .read_locked()
-            .state
-            .greylist_check(&q, now);
-        if let Some(s) = sighting {
-            self.sightings.push(s);
-        }
-        use pb::GreylistAction as A;
-        let (action, remaining_seconds, reason) = match answer {
-            GreyAnswer::Disabled => (A::Disabled, 0, String::new()),
-            GreyAnswer::Pass(why) => (A::Pass, 0, why),
-            GreyAnswer::Defer {
-                remaining_secs,
-                reason,
-            } => (A::Defer, remaining_secs, reason),
-        };
-        Ok(Response::new(pb::GreylistReply {
-            action: action as i32,
-            remaining_seconds,
-            reason,
-        }))
+        super::greylist::check(&self.cluster, &self.sightings, req.get_ref()).map(Response::new)
+    }
+
+    async fn watch_greylist(
+        &self,
+        _req: Request<pb::WatchGreylistRequest>,
+    ) -> Result<Response<Self::WatchGreylistStream>, Status> {
+        let rx = super::greylist::watch(&self.cluster, self.shutdown.clone());
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn report_sightings(
+        &self,
+        req: Request<pb::SightingBatch>,
+    ) -> Result<Response<pb::SightingAck>, Status> {
+        let accepted = super::greylist::report(&self.sightings, req.into_inner())?;
+        Ok(Response::new(pb::SightingAck { accepted }))
     }
 }

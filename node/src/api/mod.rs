@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod agent;
 pub mod convert;
+pub mod greylist;
 pub mod requests;
 
 use crate::dns::lookups::DnsStats;

@@ -10,6 +10,7 @@
 
 use super::ban_feed::Subscription;
 use super::codec;
+use super::greylist_feed::KeySubscription;
 use super::network::PeerChannels;
 use super::state_store::{SharedState, StateMachineStore};
 use super::types::{MxNode, NodeId, Raft};
@@ -90,6 +91,11 @@ impl Cluster {
     /// it, then every change as this node applies it.
     pub fn subscribe_bans(&self, from_version: u64) -> Subscription {
         self.store.feed().subscribe(&self.state, from_version)
+    }
+
+    /// Every remembered triplet key, then the keys of each sighting batch applied after.
+    pub fn subscribe_greylist(&self) -> KeySubscription {
+        self.store.greylist_feed().subscribe(&self.state)
     }
 
     /// Runs `op` on the leader, wherever it is, waiting through elections up to a deadline.

@@ -12,6 +12,7 @@ pub mod ban_feed;
 pub mod bootstrap;
 pub mod cluster;
 pub mod codec;
+pub mod greylist_feed;
 pub mod log_store;
 pub mod network;
 pub mod peer_service;

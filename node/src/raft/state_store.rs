@@ -6,8 +6,9 @@
 
 use super::ban_feed::{BanFeed, ChangeHistory};
 use super::codec;
+use super::greylist_feed::GreylistFeed;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::state::{ReputationState, Response};
+use crate::state::{Command, ReputationState, Response};
 use mxrep_common::lock::RwLockExt as _;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
@@ -46,6 +47,8 @@ pub struct StateMachineStore {
     db: sled::Db,
     /// Ban-set changes, in log order, for watchers (the agent stream).
     feed: BanFeed,
+    /// Triplet keys of applied sighting batches, for watchers (the agents' greylisting).
+    greylist_feed: GreylistFeed,
     snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -80,6 +83,7 @@ impl StateMachineStore {
             snapshots,
             db: db.clone(),
             feed: BanFeed::default(),
+            greylist_feed: GreylistFeed::default(),
             snapshot_seq: Default::default(),
         })
     }
@@ -92,6 +96,11 @@ impl StateMachineStore {
     /// The feed of ban-set changes this store publishes as it applies entries.
     pub fn feed(&self) -> BanFeed {
         self.feed.clone()
+    }
+
+    /// The feed of triplet keys this store publishes as it applies sighting batches.
+    pub fn greylist_feed(&self) -> GreylistFeed {
+        self.greylist_feed.clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, AppliedState> {
@@ -194,6 +203,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 applied.history.push(entry.log_id.index, c.clone());
             }
             self.feed.publish(entry.log_id.index, &response);
+            if let EntryPayload::Normal(req) = &entry.payload {
+                if let Command::Greylist(sightings) = &req.command {
+                    let keys = sightings.iter().map(|s| s.triplet).collect();
+                    self.greylist_feed.publish(entry.log_id.index, keys);
+                }
+            }
             out.push(response);
         }
         Ok(out)

@@ -5,12 +5,12 @@
 //! passed often enough (auto-allowlist), and — when the policy greylists only suspicious clients —
 //! clients with delivery history, no bad verdict and a verified name.
 
-use super::sender::triplet_key;
 use super::Sighting;
 use crate::state::counters::truncate;
 use crate::state::observe::name_allowed;
 use crate::state::ReputationState;
 use ipnet::IpNet;
+use mxrep_common::triplet::triplet_key;
 use std::net::IpAddr;
 
 /// One policy request, as greylisting sees it.

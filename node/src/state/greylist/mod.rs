@@ -1,14 +1,13 @@
 //! Greylisting for the whole fleet, as replicated data: triplets (client network, normalised
-//! sender, recipient — as a 64-bit key, see [`sender`]) with when they were first seen and first
+//! sender, recipient — as a 64-bit key, see `mxrep_common::triplet`) with when they were first seen and first
 //! passed, and per client network how often it passed (five passes, at most one an hour counted by default,
 //! allowlist it for 35 days, as postgrey's `--auto-whitelist-clients`).
 //!
 //! - this file: the tables, sightings applied at the entry's time, expiry;
-//! - [`sender`]: sender normalisation and the triplet key;
+//! - `mxrep_common::triplet`: sender normalisation and the triplet key (shared with the agent);
 //! - [`decide`]: the answer to one policy request, read from applied state (no write waited on).
 
 pub mod decide;
-pub mod sender;
 
 use super::policy::Greylist as GreylistPolicy;
 use ipnet::IpNet;

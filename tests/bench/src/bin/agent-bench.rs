@@ -17,14 +17,14 @@ use ipnet::IpNet;
 use mxrep_agent::enforce::nft::NftEnforcer;
 use mxrep_agent::enforce::view::{BanView, Known};
 use mxrep_agent::enforce::{BanOp, Enforcer};
-use mxrep_agent::sources::greylist_client::GreylistClient;
+use mxrep_agent::sources::greylist::GreylistClient;
 use mxrep_agent::sources::policy_server::PolicyService;
 use mxrep_agent::sources::postfix::{parse_line, Parsed};
 use mxrep_agent::uplink::{Uplink, UplinkConfig};
 use mxrep_tests::netns::{e2e_available, sh, Lab};
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -302,7 +302,10 @@ fn greylist_load(rt: &tokio::runtime::Runtime, conns: usize, secs: u64) -> (f64,
         let p = mxrep_tests::ctl_json(&api, &["policy", "show"]).ok()?;
         (p["greylist"]["enabled"] == true).then_some(())
     });
-    let grey = Arc::new(GreylistClient::new(vec![api], "bench".into()));
+    let grey = {
+        let _in_runtime = rt.enter();
+        GreylistClient::start(vec![api], "bench".into())
+    };
     let r = rt.block_on(async {
         let svc = PolicyService {
             view: BanView::default(),
@@ -314,16 +317,34 @@ fn greylist_load(rt: &tokio::runtime::Runtime, conns: usize, secs: u64) -> (f64,
         tokio::spawn(svc.serve(l));
         policy_load(&addr, conns, secs).await
     });
-    let failed = grey
-        .stats
-        .failed_open
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let deferred = grey
-        .stats
-        .deferred
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let failed = grey.stats.failed_open.load(Ordering::Relaxed);
+    let deferred = grey.stats.deferred.load(Ordering::Relaxed);
     assert!(deferred > 0, "greylisting answered nothing");
-    println!("  (greylisting: {deferred} deferred, {failed} failed open past the 100 ms deadline)");
+    // Deferrals answered on the agent count only if the cluster remembers them: wait for the
+    // reports, then for the cluster's key set (followed by the agent) to hold them.
+    let here = grey.stats.deferred_here.load(Ordering::Relaxed);
+    let reported = mxrep_tests::wait_until(Duration::from_secs(60), "the reports", || {
+        let r = grey.reported();
+        let (sent, lost) = (
+            r.sent.load(Ordering::Relaxed),
+            r.dropped.load(Ordering::Relaxed),
+        );
+        (sent + lost >= here).then_some((sent, lost))
+    });
+    // A fresh follower of node 3 sees what the cluster remembers.
+    let follower = {
+        let _in_runtime = rt.enter();
+        GreylistClient::start(vec![c.node(3).api.clone()], "check".into())
+    };
+    let remembered =
+        mxrep_tests::wait_until(Duration::from_secs(60), "node 3 to hold them", || {
+            let n = follower.known().len() as u64;
+            (follower.known().is_live() && n >= deferred - reported.1).then_some(n)
+        });
+    println!(
+        "  (greylisting: {deferred} deferred, {here} of them on the agent; {} reported, {} lost; node 3 remembers {remembered} triplets; {failed} failed open past the 100 ms deadline)",
+        reported.0, reported.1
+    );
     r
 }
 

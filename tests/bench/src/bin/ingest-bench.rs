@@ -40,11 +40,13 @@ struct Discard;
 
 type Acks = Pin<Box<dyn Stream<Item = Result<pb::EventAck, Status>> + Send>>;
 type Updates = Pin<Box<dyn Stream<Item = Result<pb::BanUpdate, Status>> + Send>>;
+type Keys = Pin<Box<dyn Stream<Item = Result<pb::GreylistKeys, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Agent for Discard {
     type ReportEventsStream = Acks;
     type WatchBansStream = Updates;
+    type WatchGreylistStream = Keys;
 
     async fn report_events(
         &self,
@@ -76,6 +78,20 @@ impl Agent for Discard {
         &self,
         _: Request<pb::GreylistRequest>,
     ) -> Result<Response<pb::GreylistReply>, Status> {
+        Err(Status::unimplemented("discard node"))
+    }
+
+    async fn watch_greylist(
+        &self,
+        _: Request<pb::WatchGreylistRequest>,
+    ) -> Result<Response<Keys>, Status> {
+        Err(Status::unimplemented("discard node"))
+    }
+
+    async fn report_sightings(
+        &self,
+        _: Request<pb::SightingBatch>,
+    ) -> Result<Response<pb::SightingAck>, Status> {
         Err(Status::unimplemented("discard node"))
     }
 }
