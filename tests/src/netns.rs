@@ -34,6 +34,24 @@ pub fn e2e_available(test: &str) -> bool {
     false
 }
 
+/// True when `binary` is on the PATH; otherwise says which Debian `package` brings it, and
+/// fails under `MXREP_REQUIRE_E2E=1`.
+pub fn tool_available(test: &str, binary: &str, package: &str) -> bool {
+    let found = Command::new("which")
+        .arg(binary)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return true;
+    }
+    let msg = format!("{test} needs {binary} (apt-get install {package})");
+    if std::env::var("MXREP_REQUIRE_E2E").as_deref() == Ok("1") {
+        panic!("MXREP_REQUIRE_E2E=1 but {msg}");
+    }
+    eprintln!("\n!!!!! SKIPPED: {msg}; set MXREP_REQUIRE_E2E=1 to make this a failure !!!!!\n");
+    false
+}
+
 pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])
         .args(&args[1..])

@@ -57,6 +57,20 @@ impl NodeProc {
         }
     }
 
+    /// A one-node cluster under `root` whose config file starts with `extra` (top-level keys),
+    /// started and leading.
+    pub fn single_leading(root: &Path, extra: &str) -> Self {
+        let mut node = Self::new(root, 1, None, &Tuning::default());
+        node.peers = Some(format!("1={}", node.peer));
+        let cfg = std::fs::read_to_string(&node.config).expect("read node config");
+        std::fs::write(&node.config, format!("{extra}\n{cfg}")).expect("write node config");
+        node.start();
+        crate::wait_until(Duration::from_secs(30), "the node to lead", || {
+            node.status()?["leader_id"].as_u64()
+        });
+        node
+    }
+
     /// Starts the process (again, on the same data dir, after a stop or kill).
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "node {} already running", self.id);

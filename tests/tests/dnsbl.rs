@@ -17,22 +17,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn rbldnsd_available() -> bool {
-    let ok = Command::new("which")
-        .arg("rbldnsd")
-        .output()
-        .is_ok_and(|o| o.status.success())
-        && Command::new("id")
-            .arg("rbldns")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        let msg = "dnsbl tests need rbldnsd (apt-get install rbldnsd)";
-        if std::env::var("MXREP_REQUIRE_E2E").is_ok_and(|v| v == "1") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
-    }
-    ok
+    mxrep_tests::netns::tool_available("dnsbl tests", "rbldnsd", "rbldnsd")
 }
 
 /// rbldnsd on 127.0.0.1:`port` serving bl.test, wl.test and broken.test from `dir`.
@@ -78,17 +63,8 @@ fn rbldnsd(dir: &std::path::Path, port: u16) -> Daemon {
     Daemon(child)
 }
 
-/// A one-node cluster whose config file starts with `extra` (top-level keys), leading.
 fn one_node(dir: &std::path::Path, extra: &str) -> NodeProc {
-    let mut node = NodeProc::new(dir, 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    let cfg = std::fs::read_to_string(&node.config).unwrap();
-    std::fs::write(&node.config, format!("{extra}\n{cfg}")).unwrap();
-    node.start();
-    wait_until(LIMIT, "the node to lead", || {
-        node.status()?["leader_id"].as_u64()
-    });
-    node
+    NodeProc::single_leading(dir, extra)
 }
 
 fn status_list(api: &str, zone: &str) -> Option<serde_json::Value> {

@@ -249,6 +249,7 @@ impl Admin for AdminService {
                 passes: c.passes,
                 allowlisted_until_unix_ms: c.allowlisted_until as i64 * 1000,
             }),
+            dns: r.dns.as_ref().map(super::convert::dns_to_pb),
             distances: r
                 .distances
                 .into_iter()

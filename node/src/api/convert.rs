@@ -51,3 +51,17 @@ pub fn member_to_pb(id: u64, node: &MxNode, voter: bool) -> pb::Member {
         voter,
     }
 }
+
+/// An address's DNS verdict (cluster seconds become unix milliseconds).
+pub fn dns_to_pb(e: &crate::state::dnsbl::DnsEntry) -> pb::DnsVerdict {
+    pb::DnsVerdict {
+        score: e.score,
+        listed_by: e
+            .listed_by
+            .iter()
+            .map(|(zone, text)| format!("{zone}: {text}"))
+            .collect(),
+        verified_name: e.name.clone(),
+        until_unix_ms: i64::from(e.until) * 1000,
+    }
+}

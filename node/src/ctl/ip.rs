@@ -68,6 +68,11 @@ pub async fn run(
                 "triplets_passed": g.triplets_passed, "passes": g.passes,
                 "allowlisted_until_unix_ms": (g.allowlisted_until_unix_ms > 0).then_some(g.allowlisted_until_unix_ms),
             })),
+            "dns": r.dns.as_ref().map(|d| json!({
+                "score": d.score, "listed_by": d.listed_by,
+                "verified_name": (!d.verified_name.is_empty()).then_some(&d.verified_name),
+                "until_unix_ms": d.until_unix_ms,
+            })),
             "distances": r.distances.iter().map(|d| json!({
                 "rule": d.rule, "key": d.key, "text": d.text, "would_ban": d.would_ban,
             })).collect::<Vec<_>>(),
@@ -140,6 +145,21 @@ pub async fn run(
             g.triplets_seen,
             g.triplets_passed,
             g.passes
+        );
+    }
+    if let Some(d) = &r.dns {
+        let name = match d.verified_name.as_str() {
+            "" => "no verified name".to_string(),
+            n => format!("verified name {n}"),
+        };
+        let listed = match d.listed_by.is_empty() {
+            true => "listed nowhere".to_string(),
+            false => format!("listed by {}", d.listed_by.join("; ")),
+        };
+        println!(
+            "  DNS (until {}): score {}, {listed}, {name}",
+            rfc3339(d.until_unix_ms),
+            d.score
         );
     }
     for b in &r.observed {

@@ -3,7 +3,8 @@
 //! any node, within its TTL) or that this node asked about a minute ago is skipped, so the whole
 //! cluster asks once per address per TTL. Queries run with bounded concurrency and a timeout;
 //! each list has a daily query budget, counted and logged when spent. Answers are proposed in
-//! the background (`Command::Dnsbl`).
+//! the background (`Command::Dnsbl`). With `verify_client_names` the same lookup also finds the
+//! address's forward-confirmed name (`super::names`).
 
 use super::resolver::ListResolver;
 use crate::ingest::proposer::Proposer;
@@ -35,6 +36,8 @@ pub struct DnsStats {
     pub errors: AtomicU64,
     /// Addresses not looked up because a list's budget was spent.
     pub over_budget: AtomicU64,
+    /// Forward-confirmed reverse DNS checks (PTR, then the names' addresses).
+    pub names: AtomicU64,
 }
 
 impl DnsStats {
@@ -58,6 +61,17 @@ impl DnsStats {
         }
         e.1 += 1;
         true
+    }
+
+    /// Counts a failed query, logging the first and then every power of two.
+    fn failed(&self, e: &str) {
+        if self
+            .errors
+            .fetch_add(1, Ordering::Relaxed)
+            .is_power_of_two()
+        {
+            tracing::warn!("DNS query failed: {e}");
+        }
     }
 
     /// Queries to `zone` today.
@@ -103,14 +117,11 @@ async fn watch_policy(cluster: Cluster, active: Arc<AtomicBool>) {
     let mut every = tokio::time::interval(Duration::from_secs(2));
     loop {
         every.tick().await;
-        let on = !cluster
-            .state
-            .read_locked()
-            .state
-            .policy
-            .dnsbl
-            .sites
-            .is_empty();
+        let on = {
+            let a = cluster.state.read_locked();
+            let d = &a.state.policy.dnsbl;
+            !d.sites.is_empty() || d.verify_client_names
+        };
         active.store(on, Ordering::Relaxed);
     }
 }
@@ -131,11 +142,12 @@ async fn run(
         if asked.len() > 1_000_000 {
             asked.retain(|_, t| t.elapsed() < RECENT);
         }
-        let (sites, budget) = {
+        let (sites, budget, names) = {
             let a = cluster.state.read_locked();
             let s = &a.state;
             let now = (s.clock_ms.max(0) / 1000) as u32;
-            if s.policy.dnsbl.sites.is_empty() || s.dnsbl.fresh(addr, now) {
+            let names = s.policy.dnsbl.verify_client_names;
+            if (s.policy.dnsbl.sites.is_empty() && !names) || s.dnsbl.fresh(addr, now) {
                 continue;
             }
             let sites: Vec<Site> = s
@@ -146,7 +158,7 @@ async fn run(
                 .filter_map(|t| Site::parse(t).ok())
                 .filter(|site| !s.dnsbl.failing.contains_key(&site.zone))
                 .collect();
-            (sites, s.policy.dnsbl.daily_budget)
+            (sites, s.policy.dnsbl.daily_budget, names)
         };
         asked.insert(addr, Instant::now());
         let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -170,22 +182,26 @@ async fn run(
                             text: a.text,
                         });
                     }
-                    Err(e) => {
-                        if stats
-                            .errors
-                            .fetch_add(1, Ordering::Relaxed)
-                            .is_power_of_two()
-                        {
-                            tracing::warn!("DNS list query failed: {e}");
-                        }
-                    }
+                    Err(e) => stats.failed(&e),
                 }
             }
-            if !answers.is_empty() {
+            let mut verified_name = None;
+            let mut checked = false;
+            if names {
+                stats.names.fetch_add(1, Ordering::Relaxed);
+                match resolver.verified_name(addr).await {
+                    Ok(n) => {
+                        (ttl, verified_name, checked) = (ttl.min(n.ttl), n.name, true);
+                    }
+                    Err(e) => stats.failed(&e),
+                }
+            }
+            if !answers.is_empty() || checked {
                 out.push(Lookup {
                     addr,
                     answers,
                     ttl_secs: ttl,
+                    verified_name,
                 });
             }
         });

@@ -4,11 +4,13 @@
 //! pure state machine scores it.
 //!
 //! - [`resolver`]: one list query (A, then TXT when listed), with a timeout;
+//! - [`names`]: forward-confirmed reverse DNS of a client (its verified name);
 //! - [`lookups`]: addresses in, answers proposed, a daily budget per list;
 //! - [`probes`]: each list's health, proposed by the leader when it changes;
 //! - [`zone`]: mxrep's own ban list served as a DNSBL zone (hickory-server).
 
 pub mod lookups;
+pub mod names;
 pub mod probes;
 pub mod resolver;
 pub mod zone;

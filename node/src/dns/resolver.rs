@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Longest one query may take.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// TTL assumed for a "not listed" answer.
-const NEGATIVE_TTL: u32 = 900;
+pub const NEGATIVE_TTL: u32 = 900;
 
 /// What a list answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub fn query_name(addr: IpAddr, zone: &str) -> String {
 
 /// A resolver for list queries.
 pub struct ListResolver {
-    r: TokioResolver,
+    pub(super) r: TokioResolver,
 }
 
 impl ListResolver {

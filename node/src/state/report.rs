@@ -3,6 +3,7 @@
 //! (bans, allowlists, suppression), in a form the API renders.
 
 use super::counters::{truncate, CounterName, AUTH_FAILURES, BAD, NEUTRAL, REJECTS};
+use super::dnsbl::DnsEntry;
 use super::greylist::GreyClient;
 use super::lifecycle::covering;
 use super::rules;
@@ -58,6 +59,8 @@ pub struct AddressReport {
     pub offences: u32,
     /// The greylisting of its client network, if it was ever greylisted.
     pub greylist: Option<(IpNet, GreyClient)>,
+    /// Its DNS verdict (list score, listings, verified name), if it was looked up.
+    pub dns: Option<DnsEntry>,
 }
 
 impl ReputationState {
@@ -111,6 +114,7 @@ impl ReputationState {
             suppressed_until_ms: self.suppressed.get(&net).copied(),
             offences: self.offences.get(&net).map(|o| o.count).unwrap_or(0),
             greylist: None,
+            dns: None,
         }
     }
 
@@ -226,6 +230,7 @@ impl ReputationState {
                 let net = truncate(addr, len);
                 self.greylist.clients.get(&net).map(|c| (net, c.clone()))
             },
+            dns: self.dnsbl.entries.get(&addr).cloned(),
         }
     }
 }

@@ -3,7 +3,10 @@
 //! here they are scored with the replicated policy — so every node scores alike — and a score at
 //! or above the threshold becomes a ban of the address for at most the listing's TTL, with the
 //! lists named in its evidence. A negative score (DNSWL) is good evidence: the address is not
-//! greylisted and counts as delivering in its prefixes.
+//! greylisted and counts as delivering in its prefixes. A lookup also carries the address's
+//! forward-confirmed reverse DNS name (when the policy asks for it): a name under
+//! `safety.allow_client_names` allowlists the address as Postfix's verified `client_name` does,
+//! and a verified name makes a client less suspicious to greylisting.
 //!
 //! A list that fails its RFC 5782 probe, or answers a list error, scores nothing: a broken or
 //! wildcarded list must never cause a wave of bans.
@@ -13,6 +16,7 @@
 
 pub mod site;
 
+use super::observe::name_allowed;
 use super::rules::Decision;
 use super::{BanAction, BanChange, Evidence, ReputationState};
 use ipnet::IpNet;
@@ -37,6 +41,8 @@ pub struct Lookup {
     pub addr: IpAddr,
     pub answers: Vec<Answer>,
     pub ttl_secs: u32,
+    /// Its forward-confirmed reverse DNS name, when looked up and confirmed.
+    pub verified_name: Option<String>,
 }
 
 /// A list's RFC 5782 probe result.
@@ -56,6 +62,8 @@ pub struct DnsEntry {
     pub listed_by: Vec<(String, String)>,
     /// Cluster second until which it holds.
     pub until: u32,
+    /// Forward-confirmed reverse DNS name (empty: none, or not looked up).
+    pub name: String,
 }
 
 /// Every address's verdict and every failing list.
@@ -72,6 +80,14 @@ impl DnsblState {
     /// Is `addr`'s verdict fresh at `now`?
     pub fn fresh(&self, addr: IpAddr, now: u32) -> bool {
         self.entries.get(&addr).is_some_and(|e| e.until > now)
+    }
+
+    /// `addr`'s forward-confirmed name, if a fresh lookup confirmed one.
+    pub fn verified_name(&self, addr: IpAddr, now: u32) -> Option<&str> {
+        self.entries
+            .get(&addr)
+            .filter(|e| e.until > now && !e.name.is_empty())
+            .map(|e| e.name.as_str())
     }
 
     /// Is `addr` on an allowlist (a negative score) at `now`?
@@ -92,8 +108,12 @@ impl ReputationState {
         for l in lookups {
             let mut entry = DnsEntry {
                 until: now.saturating_add(l.ttl_secs.clamp(60, p.max_cache_secs.max(60))),
+                name: l.verified_name.clone().unwrap_or_default(),
                 ..Default::default()
             };
+            if name_allowed(&self.policy.safety.allow_client_names, &entry.name) {
+                self.named.insert(l.addr);
+            }
             for a in &l.answers {
                 let Some(site) = sites.iter().find(|s| s.zone == a.zone) else {
                     continue;
@@ -203,6 +223,7 @@ mod tests {
                 })
                 .collect(),
             ttl_secs: 900,
+            verified_name: None,
         }
     }
 

@@ -95,7 +95,8 @@ impl ReputationState {
 
     /// No delivery history, any bad verdict lately, any DNSBL points, or no verified client name.
     fn is_suspicious(&self, q: &GreyQuery<'_>, now: u32) -> bool {
-        let verified = !q.client_name.is_empty() && q.client_name != "unknown";
+        let verified = (!q.client_name.is_empty() && q.client_name != "unknown")
+            || self.dnsbl.verified_name(q.addr, now).is_some();
         let dnsbl_points = self
             .dnsbl
             .entries

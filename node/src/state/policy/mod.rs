@@ -194,6 +194,10 @@ pub struct Dnsbl {
     pub max_ban_secs: u64,
     /// Queries a day per list, for the whole cluster (Spamhaus free use: under 300k a day).
     pub daily_budget: u64,
+    /// Look up each client's forward-confirmed reverse DNS name too (once per address per TTL
+    /// for the cluster), for `safety.allow_client_names` and suspicious-only greylisting when
+    /// no policy service reports Postfix's verified `client_name`.
+    pub verify_client_names: bool,
 }
 
 impl Default for Dnsbl {
@@ -204,6 +208,7 @@ impl Default for Dnsbl {
             max_cache_secs: 3600,
             max_ban_secs: 86400,
             daily_budget: 100_000,
+            verify_client_names: false,
         }
     }
 }

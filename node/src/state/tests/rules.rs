@@ -202,6 +202,7 @@ fn a_prefix_holding_a_dnswl_address_is_never_banned() {
             text: String::new(),
         }],
         ttl_secs: 3600,
+        verified_name: None,
     };
     sim.apply(T0, Command::Dnsbl(vec![wl]));
     let list = (1..=20)
