@@ -2,7 +2,7 @@
 //! arriving in pieces, malformed and oversized requests (that connection closes, the others go
 //! on), and 100 connections at once. Requests are the attribute sets real Postfix 3.7 sent.
 
-use mxrep_agent::enforce::view::{BanView, Known};
+use mxrep_agent::enforce::view::{BanView, Known, Refusal};
 use mxrep_agent::sources::policy_server::{PolicyService, MAX_REQUEST};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -48,7 +48,7 @@ async fn start() -> String {
         Known {
             expires_ms: i64::MAX,
             reason: "rotating spammer".into(),
-            tempfail: false,
+            refusal: Refusal::Drop,
         },
     );
     view.insert(
@@ -56,7 +56,7 @@ async fn start() -> String {
         Known {
             expires_ms: i64::MAX / 2,
             reason: "Service unavailable; client [192.0.2.99] blocked using zen.example".into(),
-            tempfail: false,
+            refusal: Refusal::Drop,
         },
     );
     view.insert(
@@ -64,7 +64,7 @@ async fn start() -> String {
         Known {
             expires_ms: i64::MAX / 2,
             reason: "9 bad connections (not mail) in 1 min".into(),
-            tempfail: true,
+            refusal: Refusal::Tempfail,
         },
     );
     let svc = PolicyService {

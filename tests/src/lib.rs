@@ -10,18 +10,22 @@
 //! - [`node_proc`]: one `mxrep-node` process (start, stop, kill, status) with the node's own
 //!   Raft settings type ([`Tuning`]);
 //! - [`cluster`]: a cluster of node processes formed from `--peers`;
+//! - [`dns`]: rbldnsd serving list zones, and `dig`;
 //! - [`events`]: connection verdicts and batches sent straight to a node's `Agent` service;
 //! - [`netns`]: network namespaces, veth links, TCP reachability, daemons started by tests;
+//! - [`postfix`]: one real Postfix instance in a namespace;
 //! - [`testbed`]: three nodes, three MX hosts with Postfix and agents, spammer and sender hosts;
 //! - [`mix`]: the realistic traffic mix of spammers and legitimate senders, as Postfix logs it.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 pub mod ctl;
+pub mod dns;
 pub mod events;
 pub mod mix;
 pub mod netns;
 pub mod node_proc;
+pub mod postfix;
 pub mod testbed;
 
 pub use cluster::TestCluster;

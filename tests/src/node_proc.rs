@@ -62,13 +62,18 @@ impl NodeProc {
     pub fn single_leading(root: &Path, extra: &str) -> Self {
         let mut node = Self::new(root, 1, None, &Tuning::default());
         node.peers = Some(format!("1={}", node.peer));
-        let cfg = std::fs::read_to_string(&node.config).expect("read node config");
-        std::fs::write(&node.config, format!("{extra}\n{cfg}")).expect("write node config");
+        node.prepend_config(extra);
         node.start();
         crate::wait_until(Duration::from_secs(30), "the node to lead", || {
             node.status()?["leader_id"].as_u64()
         });
         node
+    }
+
+    /// Puts `extra` (top-level config keys) at the head of the node's config file.
+    pub fn prepend_config(&self, extra: &str) {
+        let cfg = std::fs::read_to_string(&self.config).expect("read node config");
+        std::fs::write(&self.config, format!("{extra}\n{cfg}")).expect("write node config");
     }
 
     /// Starts the process (again, on the same data dir, after a stop or kill).

@@ -7,8 +7,9 @@
 //! names are per process, so a run killed halfway never breaks the next one.
 
 use crate::netns::{sh, Daemon, Lab};
+pub use crate::postfix::Postfix;
 use crate::{bin, ctl_json_in, wait_until, NodeProc, Tuning};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,121 +17,6 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 pub const API_PORT: u16 = 7400;
 pub const PEER_PORT: u16 = 7401;
 pub const POLICY_PORT: u16 = 10040;
-
-/// One real Postfix instance in a namespace (own config, queue and data dirs; log to a file).
-pub struct Postfix {
-    pub ns: String,
-    pub dir: PathBuf,
-    pub log: PathBuf,
-}
-
-impl Postfix {
-    /// Configures and starts Postfix for `name` (e.g. "mx1") listening on `addr`.
-    pub fn start(ns: &str, top: &Path, name: &str, addr: &str) -> Self {
-        let d = top.join(name);
-        for sub in ["etc", "spool", "data"] {
-            std::fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        let ds = d.display().to_string();
-        sh(&[
-            "chown",
-            "root:root",
-            &ds,
-            &format!("{ds}/etc"),
-            &format!("{ds}/spool"),
-        ]);
-        sh(&["chown", "postfix:postfix", &format!("{ds}/data")]);
-        sh(&["chmod", "700", &format!("{ds}/data")]);
-        sh(&["chmod", "755", &ds, &top.display().to_string()]);
-        std::fs::copy("/usr/share/postfix/main.cf.debian", d.join("etc/main.cf"))
-            .expect("Postfix is not installed (apt-get install postfix)");
-        std::fs::copy("/etc/postfix/master.cf", d.join("etc/master.cf"))
-            .expect("/etc/postfix/master.cf");
-        std::fs::write(
-            d.join("etc/aliases"),
-            "devnull: /dev/null\npostmaster: devnull\nroot: devnull\nuser: devnull\n",
-        )
-        .unwrap();
-        let log = d.join("maillog");
-        let etc = format!("{ds}/etc");
-        let settings = [
-            format!("queue_directory = {ds}/spool"),
-            format!("data_directory = {ds}/data"),
-            format!("maillog_file_prefixes = /var, /dev/stdout, {}", top.display()),
-            format!("maillog_file = {}", log.display()),
-            format!("syslog_name = postfix-{name}"),
-            format!("myhostname = {name}.test"),
-            // mx.test: the domain all three MX hosts serve, as a real domain's MX records do.
-            "mydestination = $myhostname, localhost, mx.test".into(),
-            format!("inet_interfaces = {addr}"),
-            "inet_protocols = ipv4".into(),
-            "mynetworks = 127.0.0.0/8".into(),
-            format!("alias_maps = hash:{etc}/aliases"),
-            format!("alias_database = hash:{etc}/aliases"),
-            "smtpd_peername_lookup = no".into(),
-            format!("smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination, check_policy_service inet:127.0.0.1:{POLICY_PORT}"),
-            "smtpd_policy_service_default_action = DUNNO".into(),
-        ];
-        let mut args = vec!["ip", "netns", "exec", ns, "postconf", "-c", &etc, "-e"];
-        let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-        args.extend(refs);
-        sh(&args);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "postalias",
-            "-c",
-            &etc,
-            &format!("hash:{etc}/aliases"),
-        ]);
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "env",
-                &format!("MAIL_CONFIG={etc}"),
-                "/usr/lib/postfix/configure-instance.sh",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "configure-instance.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns, "postfix", "-c", &etc, "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "Postfix did not start in {ns}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self {
-            ns: ns.into(),
-            dir: d,
-            log,
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let etc = format!("{}/etc", self.dir.display());
-        let _ = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "postfix", "-c", &etc, "stop"])
-            .output();
-    }
-}
 
 /// An MX host: Postfix plus mxrep-agent.
 pub struct MxHost {
@@ -223,6 +109,11 @@ pub struct Testbed {
 impl Testbed {
     /// Starts everything; `postfix: false` runs the agents on log files the test writes itself.
     pub fn start(postfix: bool) -> Self {
+        Self::start_with(postfix, |_| String::new())
+    }
+
+    /// As [`Testbed::start`], with `node_config(id)` at the head of each node's config file.
+    pub fn start_with(postfix: bool, node_config: impl Fn(u64) -> String) -> Self {
         let mut lab = Lab::new("t");
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
@@ -241,6 +132,7 @@ impl Testbed {
                 &Tuning::default(),
             );
             n.netns = Some(ns);
+            n.prepend_config(&node_config(i));
             n.start();
             nodes.push(n);
         }
@@ -383,25 +275,31 @@ impl Testbed {
 
     /// One SMTP session from `src` to MX `i` for recipient `rcpt`; true if delivered.
     pub fn swaks_to(&self, ns: &str, src: &str, i: usize, rcpt: &str) -> bool {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "swaks",
-                "--server",
-                &self.mx[i].addr,
-                "--local-interface",
-                src,
-            ])
-            .args(["--to", rcpt, "--from", "sender@example.test"])
-            .args(["--timeout", "5", "--silent", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        swaks_at(ns, src, &self.mx[i].addr, rcpt)
     }
+}
+
+/// One SMTP session from `src` in namespace `ns` to the SMTP server at `server` for `rcpt`; true
+/// if delivered.
+pub fn swaks_at(ns: &str, src: &str, server: &str, rcpt: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "swaks",
+            "--server",
+            server,
+            "--local-interface",
+            src,
+        ])
+        .args(["--to", rcpt, "--from", "sender@example.test"])
+        .args(["--timeout", "5", "--silent", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 impl Drop for Testbed {

@@ -8,10 +8,10 @@ use mxrep_agent::enforce::view::BanView;
 use mxrep_agent::sources::greylist::GreylistClient;
 use mxrep_agent::sources::policy_server::PolicyService;
 use mxrep_proto::v1 as pb;
+use mxrep_tests::dns::Dataset;
 use mxrep_tests::events::{now_ms, send_blocking, verdict};
 use mxrep_tests::netns::Daemon;
 use mxrep_tests::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -22,45 +22,35 @@ fn rbldnsd_available() -> bool {
 
 /// rbldnsd on 127.0.0.1:`port` serving bl.test, wl.test and broken.test from `dir`.
 fn rbldnsd(dir: &std::path::Path, port: u16) -> Daemon {
-    let zones = [
-        ("bl.zone", ":127.0.0.2:Listed by bl.test, see https://bl.test/$\n127.0.0.2\n203.0.113.0/24\n"),
-        ("wl.zone", ":127.0.10.3:Trusted sender\n127.0.0.2\n198.51.100.0/24\n"),
-        // Everything (rbldnsd takes no /0): a list answering errors for every query.
-        (
-            "broken.zone",
-            "0.0.0.0/1 :127.255.255.254:Query refused\n128.0.0.0/1 :127.255.255.254:Query refused\n",
-        ),
-    ];
-    for (f, text) in zones {
-        std::fs::write(dir.join(f), text).unwrap();
-    }
-    Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    let child = Command::new("rbldnsd")
-        .args([
-            "-n",
-            "-u",
-            "rbldns",
-            "-b",
-            &format!("127.0.0.1/{port}"),
-            "-t",
-            "60",
-            "-w",
-        ])
-        .arg(dir)
-        .args([
-            "bl.test:ip4set:bl.zone",
-            "wl.test:ip4set:wl.zone",
-            "broken.test:ip4set:broken.zone",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rbldnsd");
-    Daemon(child)
+    let set = |zone, file, text| Dataset {
+        zone,
+        kind: "ip4set",
+        file,
+        text,
+    };
+    mxrep_tests::dns::rbldnsd(
+        None,
+        dir,
+        &format!("127.0.0.1/{port}"),
+        &[
+            set(
+                "bl.test",
+                "bl.zone",
+                ":127.0.0.2:Listed by bl.test, see https://bl.test/$\n127.0.0.2\n203.0.113.0/24\n",
+            ),
+            set(
+                "wl.test",
+                "wl.zone",
+                ":127.0.10.3:Trusted sender\n127.0.0.2\n198.51.100.0/24\n",
+            ),
+            // Everything (rbldnsd takes no /0): a list answering errors for every query.
+            set(
+                "broken.test",
+                "broken.zone",
+                "0.0.0.0/1 :127.255.255.254:Query refused\n128.0.0.0/1 :127.255.255.254:Query refused\n",
+            ),
+        ],
+    )
 }
 
 fn one_node(dir: &std::path::Path, extra: &str) -> NodeProc {
@@ -205,33 +195,7 @@ fn listed_clients_are_banned_broken_lists_never_ban_and_allowlisted_ones_are_not
 }
 
 fn dig(port: u16, name: &str, qtype: &str) -> (String, String) {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+time=2",
-            "+tries=1",
-            name,
-            qtype,
-        ])
-        .output()
-        .expect("dig (apt-get install bind9-dnsutils)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let status = text
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("")
-        .to_string();
-    let answer: Vec<String> = text
-        .lines()
-        .skip_while(|l| !l.starts_with(";; ANSWER SECTION"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
-        .collect();
-    (status, answer.join("\n"))
+    mxrep_tests::dns::dig("127.0.0.1", port, name, qtype)
 }
 
 #[test]
@@ -294,29 +258,17 @@ fn the_ban_list_served_as_a_dnsbl_zone() {
     assert!(out.status.success());
     let zones = dir.path().join("export");
     std::fs::create_dir(&zones).unwrap();
-    std::fs::write(zones.join("mxrep.zone"), &out.stdout).unwrap();
-    Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(&zones)
-        .status()
-        .unwrap();
     let rport = free_port();
-    let _rbldnsd = Daemon(
-        Command::new("rbldnsd")
-            .args([
-                "-n",
-                "-u",
-                "rbldns",
-                "-b",
-                &format!("127.0.0.1/{rport}"),
-                "-w",
-            ])
-            .arg(&zones)
-            .arg(format!("{zone}:ip4set:mxrep.zone"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _rbldnsd = mxrep_tests::dns::rbldnsd(
+        None,
+        &zones,
+        &format!("127.0.0.1/{rport}"),
+        &[Dataset {
+            zone,
+            kind: "ip4set",
+            file: "mxrep.zone",
+            text: &String::from_utf8_lossy(&out.stdout),
+        }],
     );
     let theirs = wait_until(LIMIT, "rbldnsd to serve the export", || {
         let (status, a) = dig(rport, &q("9.113.0.203"), "A");

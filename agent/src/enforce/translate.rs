@@ -4,7 +4,7 @@
 //! connection-rate rule's first answer) go to the view only — the policy service answers them
 //! with a 450 — and never into nftables.
 
-use super::view::Known;
+use super::view::{Known, Refusal};
 use super::BanOp;
 use ipnet::IpNet;
 use mxrep_proto::v1 as pb;
@@ -48,7 +48,11 @@ fn known(b: &pb::Ban) -> Known {
     Known {
         expires_ms: b.expires_unix_ms,
         reason: b.reason.clone(),
-        tempfail: b.action() == pb::BanAction::Tempfail,
+        refusal: match b.action() {
+            pb::BanAction::Drop => Refusal::Drop,
+            pb::BanAction::Tempfail => Refusal::Tempfail,
+            pb::BanAction::Reject => Refusal::Reject,
+        },
     }
 }
 
@@ -74,7 +78,7 @@ pub fn translate(updates: Vec<pb::BanUpdate>, now: i64) -> Translation {
                         continue;
                     };
                     let k = known(&b);
-                    if !k.tempfail {
+                    if k.drops() {
                         snap.desired.push((p, left));
                     }
                     snap.known.insert(p, k);
@@ -93,7 +97,7 @@ pub fn translate(updates: Vec<pb::BanUpdate>, now: i64) -> Translation {
                 match remaining(b.expires_unix_ms, now).filter(|_| live) {
                     Some(left) => {
                         let k = known(&b);
-                        if k.tempfail {
+                        if !k.drops() {
                             // Not (or no longer) dropped here: make sure the kernel agrees.
                             if kind == pb::BanChangeKind::Extended {
                                 t.ops.push(BanOp::Remove { prefix: p });
@@ -185,7 +189,7 @@ mod tests {
             "tempfail and expired stay out"
         );
         assert_eq!(s.known.len(), 2);
-        assert!(s.known[&net("192.0.2.2/32")].tempfail);
+        assert_eq!(s.known[&net("192.0.2.2/32")].refusal, Refusal::Tempfail);
         assert_eq!(
             t.ops,
             vec![

@@ -12,8 +12,26 @@ use std::sync::{Arc, RwLock};
 pub struct Known {
     pub expires_ms: i64,
     pub reason: String,
-    /// Only a temporary refusal (the policy service answers 450), not a drop.
-    pub tempfail: bool,
+    /// How the MX host refuses it.
+    pub refusal: Refusal,
+}
+
+/// How a banned client is refused on the MX host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// nftables drops its packets.
+    Drop,
+    /// The policy service answers 450 (`DEFER_IF_PERMIT`): refused for now, no drop.
+    Tempfail,
+    /// The policy service answers 554 (`REJECT`) with the ban's reason, no drop.
+    Reject,
+}
+
+impl Known {
+    /// Whether the firewall must hold it.
+    pub fn drops(&self) -> bool {
+        self.refusal == Refusal::Drop
+    }
 }
 
 /// Shared ban view; cheap to clone.
@@ -40,7 +58,7 @@ impl BanView {
         self.inner
             .read_locked()
             .iter()
-            .filter(|(_, k)| !k.tempfail)
+            .filter(|(_, k)| k.drops())
             .filter_map(|(p, k)| Some((*p, super::translate::remaining(k.expires_ms, now_ms)?)))
             .collect()
     }

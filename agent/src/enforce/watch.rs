@@ -7,7 +7,7 @@
 //! agent, the stream resumes from it, and while no node answers the sets stay as they are.
 
 use super::translate::{translate, ViewChange};
-use super::view::{BanView, Known};
+use super::view::{BanView, Known, Refusal};
 use super::Enforcer;
 use crate::state_dir::StateDir;
 use mxrep_common::lock::MutexExt as _;
@@ -51,7 +51,7 @@ pub async fn follow(
                             Known {
                                 expires_ms: now + left as i64 * 1000,
                                 reason: "banned before this agent started".into(),
-                                tempfail: false,
+                                refusal: Refusal::Drop,
                             },
                         )
                     })

@@ -11,7 +11,7 @@
 //! deadline of 100 ms and DUNNO when it is away (`greylist`). A malformed or oversized
 //! request closes that connection only, as the protocol expects.
 
-use crate::enforce::view::BanView;
+use crate::enforce::view::{BanView, Refusal};
 use crate::sources::greylist::{GreylistClient, Verdict};
 use crate::uplink::Uplink;
 use mxrep_proto::v1 as pb;
@@ -98,14 +98,18 @@ impl PolicyService {
                     .filter(|c| !c.is_control())
                     .take(200)
                     .collect();
-                if reason.starts_with("Service unavailable; client [") {
+                match k.refusal {
                     // A DNS list's verdict: in the words operators know from postscreen.
-                    format!("REJECT 5.7.1 {reason}")
-                } else if k.tempfail {
-                    let left = (k.expires_ms - now).max(0) / 1000;
-                    format!("DEFER_IF_PERMIT 4.7.1 mxrep: {addr} refused for now, try again in {left} s ({reason})")
-                } else {
-                    format!("REJECT 5.7.1 mxrep: {addr} is banned ({net}: {reason})")
+                    _ if reason.starts_with("Service unavailable; client [") => {
+                        format!("REJECT 5.7.1 {reason}")
+                    }
+                    Refusal::Tempfail => {
+                        let left = (k.expires_ms - now).max(0) / 1000;
+                        format!("DEFER_IF_PERMIT 4.7.1 mxrep: {addr} refused for now, try again in {left} s ({reason})")
+                    }
+                    Refusal::Drop | Refusal::Reject => {
+                        format!("REJECT 5.7.1 mxrep: {addr} is banned ({net}: {reason})")
+                    }
                 }
             }
             None => "DUNNO".into(),

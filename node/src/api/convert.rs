@@ -30,6 +30,7 @@ pub fn ban_to_pb(b: &Ban) -> pb::Ban {
         action: match b.action {
             BanAction::Drop => pb::BanAction::Drop,
             BanAction::Tempfail => pb::BanAction::Tempfail,
+            BanAction::Reject => pb::BanAction::Reject,
         } as i32,
     }
 }

@@ -37,7 +37,9 @@ pub enum ExportFormat {
 
 /// The export of `bans` in `format`, as text.
 pub fn export(bans: &[pb::Ban], format: ExportFormat, version: u64) -> String {
-    let drops: Vec<&pb::Ban> = bans.iter().filter(|b| action(b) == "drop").collect();
+    // What refuses mail for good (dropped or rejected), as the DNSBL zone answers; temporary
+    // refusals are not listings.
+    let drops: Vec<&pb::Ban> = bans.iter().filter(|b| action(b) != "tempfail").collect();
     match format {
         ExportFormat::Text => drops.iter().map(|b| format!("{}\n", b.prefix)).collect(),
         ExportFormat::Json => {
@@ -95,7 +97,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exports_only_what_drops() {
+    fn exports_what_refuses_for_good() {
         let ban = |p: &str, a: pb::BanAction| pb::Ban {
             prefix: p.into(),
             reason: "spam: run".into(),
@@ -105,8 +107,12 @@ mod tests {
         let bans = [
             ban("203.0.113.0/24", pb::BanAction::Drop),
             ban("192.0.2.9/32", pb::BanAction::Tempfail),
+            ban("198.51.100.7/32", pb::BanAction::Reject),
         ];
-        assert_eq!(export(&bans, ExportFormat::Text, 7), "203.0.113.0/24\n");
+        assert_eq!(
+            export(&bans, ExportFormat::Text, 7),
+            "203.0.113.0/24\n198.51.100.7/32\n"
+        );
         let z = export(&bans, ExportFormat::Rbldnsd, 7);
         assert!(
             z.contains("203.0.113.0/24 :127.0.0.2:spam run\n") && !z.contains("192.0.2.9"),
@@ -114,6 +120,6 @@ mod tests {
         );
         let j: serde_json::Value =
             serde_json::from_str(&export(&bans, ExportFormat::Json, 7)).unwrap();
-        assert_eq!(j["bans"].as_array().unwrap().len(), 1);
+        assert_eq!(j["bans"].as_array().unwrap().len(), 2);
     }
 }

@@ -32,10 +32,12 @@ pub fn source(b: &pb::Ban) -> &'static str {
     }
 }
 
-/// "drop" or "tempfail" (mail refused temporarily by the policy service, no packet drop).
+/// "drop", "tempfail" (mail refused temporarily by the policy service, no packet drop) or
+/// "reject" (refused by the policy service with the reason, no packet drop).
 pub fn action(b: &pb::Ban) -> &'static str {
     match pb::BanAction::try_from(b.action) {
         Ok(pb::BanAction::Tempfail) => "tempfail",
+        Ok(pb::BanAction::Reject) => "reject",
         _ => "drop",
     }
 }

@@ -91,7 +91,12 @@ impl BanZone {
             return Listing::Listed("RFC 5782 test entry".into());
         }
         let a = self.state.read_locked();
-        match a.state.bans_covering(addr).into_iter().find(|b| b.drops()) {
+        match a
+            .state
+            .bans_covering(addr)
+            .into_iter()
+            .find(|b| b.refuses())
+        {
             Some(b) => Listing::Listed(format!("{} ({})", b.reason, b.prefix)),
             None => Listing::NotListed,
         }

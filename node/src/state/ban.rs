@@ -21,6 +21,10 @@ pub enum BanAction {
     /// Refuse its mail temporarily through the policy service (450); no packet drop. The
     /// connection-rate rule's first answer.
     Tempfail,
+    /// Refuse its mail through the policy service (554 with the reason); no packet drop. What a
+    /// DNS list's listing does by default, as postscreen does: a sender listed by mistake gets a
+    /// bounce that names the list, not silence.
+    Reject,
 }
 
 /// What one rule counted when it decided, and which MX hosts contributed.
@@ -59,6 +63,12 @@ impl Ban {
     /// Does this entry drop packets (as opposed to a temporary refusal)?
     pub fn drops(&self) -> bool {
         self.action == BanAction::Drop
+    }
+
+    /// Refuses mail for good (dropped or rejected, not a temporary refusal): what the DNSBL zone
+    /// lists.
+    pub fn refuses(&self) -> bool {
+        self.action != BanAction::Tempfail
     }
 }
 

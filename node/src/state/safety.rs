@@ -101,7 +101,7 @@ impl ReputationState {
             version: index,
             level,
             evidence: d.evidence,
-            action: BanAction::Drop,
+            action: d.action,
         };
         if self.breaker_holds(now, self.is_risky(&key)) {
             if self.observed.len() < MAX_OBSERVED {

@@ -17,6 +17,7 @@
 pub mod site;
 
 use super::observe::name_allowed;
+use super::policy::ListingAction;
 use super::rules::Decision;
 use super::{BanAction, BanChange, Evidence, ReputationState};
 use ipnet::IpNet;
@@ -167,7 +168,10 @@ impl ReputationState {
                         window_secs: ttl as u64,
                         mx_hosts: listed,
                     }],
-                    action: BanAction::Drop,
+                    action: match p.action {
+                        ListingAction::Reject => BanAction::Reject,
+                        ListingAction::Drop => BanAction::Drop,
+                    },
                 };
                 out.extend(self.decide(index, d));
             }

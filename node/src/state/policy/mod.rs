@@ -198,6 +198,18 @@ pub struct Dnsbl {
     /// for the cluster), for `safety.allow_client_names` and suspicious-only greylisting when
     /// no policy service reports Postfix's verified `client_name`.
     pub verify_client_names: bool,
+    /// What a listing at the threshold does: "reject" (the policy service refuses the mail with
+    /// the list's text, as postscreen does; the default) or "drop" (nftables drops the client).
+    pub action: ListingAction,
+}
+
+/// What a DNS list listing does on the MX hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListingAction {
+    #[default]
+    Reject,
+    Drop,
 }
 
 impl Default for Dnsbl {
@@ -209,6 +221,7 @@ impl Default for Dnsbl {
             max_ban_secs: 86400,
             daily_budget: 100_000,
             verify_client_names: false,
+            action: ListingAction::Reject,
         }
     }
 }

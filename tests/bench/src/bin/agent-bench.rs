@@ -15,7 +15,7 @@
 
 use ipnet::IpNet;
 use mxrep_agent::enforce::nft::NftEnforcer;
-use mxrep_agent::enforce::view::{BanView, Known};
+use mxrep_agent::enforce::view::{BanView, Known, Refusal};
 use mxrep_agent::enforce::{BanOp, Enforcer};
 use mxrep_agent::sources::greylist::GreylistClient;
 use mxrep_agent::sources::policy_server::PolicyService;
@@ -220,7 +220,7 @@ fn policy_bench() {
             Known {
                 expires_ms: i64::MAX,
                 reason: "bench".into(),
-                tempfail: false,
+                refusal: Refusal::Drop,
             },
         );
         // Events go to an uplink whose cluster is unreachable: pushing costs what it costs live.
