@@ -113,7 +113,7 @@ pub async fn run(
     if let Some((listen, zone)) = cfg.dnsbl.clone() {
         let z = crate::dns::zone::BanZone::new(&zone, cluster.state.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::dns::zone::serve(listen, z).await {
+            if let Err(e) = crate::dns::zone_serve::serve(listen, z).await {
                 tracing::error!("cannot serve the DNSBL zone on {listen}: {e:#}");
             }
         });
@@ -122,7 +122,10 @@ pub async fn run(
         Ok(r) => {
             let r = Arc::new(r);
             tokio::spawn(crate::dns::probes::run(cluster.clone(), r.clone()));
-            Some(DnsLookups::start(cluster.clone(), r))
+            let lookups = DnsLookups::start(cluster.clone(), r);
+            let wants = lookups.clone();
+            cluster.on_observed(move |addr| wants.want(addr));
+            Some(lookups)
         }
         Err(e) => {
             tracing::warn!(
@@ -131,13 +134,7 @@ pub async fn run(
             None
         }
     };
-    let aggregator = Aggregator::start(
-        cluster.clone(),
-        AggregatorConfig {
-            dns: dns.clone(),
-            ..AggregatorConfig::default()
-        },
-    );
+    let aggregator = Aggregator::start(cluster.clone(), AggregatorConfig::default());
     let api_server = tokio::spawn(api::serve(
         api_listener,
         cluster.clone(),

@@ -13,6 +13,11 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `n` nodes with ids 1..=n, all listed in `--peers`.
     pub fn start(n: u64, tuning: Tuning) -> Self {
+        Self::start_with(n, tuning, |_| String::new())
+    }
+
+    /// As [`TestCluster::start`], with `config(id)` at the head of each node's config file.
+    pub fn start_with(n: u64, tuning: Tuning, config: impl Fn(u64) -> String) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc::new(dir.path(), id, None, &tuning))
@@ -24,6 +29,7 @@ impl TestCluster {
             .join(",");
         for node in &mut nodes {
             node.peers = Some(peers.clone());
+            node.prepend_config(&config(node.id));
             node.start();
         }
         Self { nodes, dir, tuning }

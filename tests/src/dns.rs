@@ -16,6 +16,17 @@ pub struct Dataset<'a> {
 /// rbldnsd serving `datasets` from `dir`, bound to `bind` ("ADDR/PORT"), inside namespace `ns`
 /// when given. It reloads a changed file within a second (`-c 1`).
 pub fn rbldnsd(ns: Option<&str>, dir: &Path, bind: &str, datasets: &[Dataset<'_>]) -> Daemon {
+    rbldnsd_with(ns, dir, bind, datasets, &[])
+}
+
+/// As [`rbldnsd`], with `extra` options (e.g. `-l +FILE`, a query log flushed per line).
+pub fn rbldnsd_with(
+    ns: Option<&str>,
+    dir: &Path,
+    bind: &str,
+    datasets: &[Dataset<'_>],
+    extra: &[String],
+) -> Daemon {
     for d in datasets {
         std::fs::write(dir.join(d.file), d.text).expect("write an rbldnsd zone file");
     }
@@ -32,10 +43,10 @@ pub fn rbldnsd(ns: Option<&str>, dir: &Path, bind: &str, datasets: &[Dataset<'_>
         }
         None => Command::new("rbldnsd"),
     };
-    cmd.args([
-        "-n", "-u", "rbldns", "-b", bind, "-t", "60", "-c", "1", "-w",
-    ])
-    .arg(dir);
+    cmd.args(["-n", "-u", "rbldns", "-b", bind, "-t", "60", "-c", "1"])
+        .args(extra)
+        .arg("-w")
+        .arg(dir);
     for d in datasets {
         cmd.arg(format!("{}:{}:{}", d.zone, d.kind, d.file));
     }

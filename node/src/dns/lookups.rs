@@ -1,7 +1,7 @@
-//! Looking up addresses as they first appear: each node hands the addresses it ingests to
-//! [`DnsLookups::want`]; an address whose verdict the applied state already holds (looked up by
-//! any node, within its TTL) or that this node asked about a minute ago is skipped, so the whole
-//! cluster asks once per address per TTL. Queries run with bounded concurrency and a timeout;
+//! Looking up addresses as they first appear: every node hands the address of each observation
+//! it applies to [`DnsLookups::want`], and only the leader asks — every observation passes
+//! through it — skipping an address whose verdict the applied state already holds (within its
+//! TTL) or that it asked about a minute ago, so the whole cluster asks once per address per TTL. Queries run with bounded concurrency and a timeout;
 //! each list has a daily query budget, counted and logged when spent. Answers are proposed in
 //! the background (`Command::Dnsbl`). With `verify_client_names` the same lookup also finds the
 //! address's forward-confirmed name (`super::names`).
@@ -92,6 +92,8 @@ pub struct DnsLookups {
     pub stats: Arc<DnsStats>,
     /// The policy names lists (refreshed every 2 s): otherwise `want` does nothing at all.
     active: Arc<AtomicBool>,
+    /// This node leads: only the leader looks up, so the cluster asks once per address.
+    leading: Arc<AtomicBool>,
 }
 
 impl DnsLookups {
@@ -100,15 +102,34 @@ impl DnsLookups {
         let stats = Arc::new(DnsStats::default());
         let out = Proposer::start(cluster.clone(), "DNS list answers", Command::Dnsbl);
         let active = Arc::new(AtomicBool::new(false));
+        let leading = Arc::new(AtomicBool::new(false));
         tokio::spawn(watch_policy(cluster.clone(), active.clone()));
+        tokio::spawn(watch_leadership(cluster.clone(), leading.clone()));
         tokio::spawn(run(cluster, resolver, stats.clone(), rx, out));
-        Self { tx, stats, active }
+        Self {
+            tx,
+            stats,
+            active,
+            leading,
+        }
     }
 
-    /// An address was seen: look it up if the cluster does not know it yet. Never waits.
+    /// An address was observed (every node applies every observation): on the leader, look it
+    /// up if the cluster does not know it yet. Never waits.
     pub fn want(&self, addr: IpAddr) {
-        if self.active.load(Ordering::Relaxed) {
+        if self.active.load(Ordering::Relaxed) && self.leading.load(Ordering::Relaxed) {
             let _ = self.tx.try_send(addr);
+        }
+    }
+}
+
+async fn watch_leadership(cluster: Cluster, leading: Arc<AtomicBool>) {
+    let mut metrics = cluster.raft.metrics();
+    loop {
+        let lead = metrics.borrow().current_leader == Some(cluster.id);
+        leading.store(lead, Ordering::Relaxed);
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -7,10 +7,12 @@
 //! - [`names`]: forward-confirmed reverse DNS of a client (its verified name);
 //! - [`lookups`]: addresses in, answers proposed, a daily budget per list;
 //! - [`probes`]: each list's health, proposed by the leader when it changes;
-//! - [`zone`]: mxrep's own ban list served as a DNSBL zone (hickory-server).
+//! - [`zone`]: mxrep's own ban list as a DNSBL zone: what each name holds, its records;
+//! - [`zone_serve`]: the zone on UDP (a lean loop on hickory-proto) and TCP (hickory-server).
 
 pub mod lookups;
 pub mod names;
 pub mod probes;
 pub mod resolver;
 pub mod zone;
+pub mod zone_serve;

@@ -6,16 +6,12 @@
 //! (127.0.0.2 and ::FFFF:7F00:2 listed, 127.0.0.1 not). Temporary refusals are not listings.
 
 use crate::raft::state_store::SharedState;
-use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::rdata::{A, SOA, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
-use hickory_server::Server;
 use mxrep_common::lock::RwLockExt as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::time::Duration;
 
 /// TTL of listings and of the SOA's negative caching: short, bans change.
 const TTL: u32 = 60;
@@ -62,13 +58,25 @@ pub fn address_of(labels: &str) -> Option<IpAddr> {
 pub struct BanZone {
     /// The zone, lowercase, without the trailing dot.
     zone: String,
+    /// "." and the zone: what a query name ends with.
+    suffix: String,
+    /// The SOA's names: apex, primary server, responsible mailbox (parsed once).
+    soa_names: Option<(Name, Name, Name)>,
     state: SharedState,
 }
 
 impl BanZone {
     pub fn new(zone: &str, state: SharedState) -> Self {
+        let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+        let name = |prefix: &str| Name::from_str(&format!("{prefix}{zone}.")).ok();
+        let soa_names = name("")
+            .zip(name("ns."))
+            .zip(name("hostmaster."))
+            .map(|((a, m), r)| (a, m, r));
         Self {
-            zone: zone.trim_end_matches('.').to_ascii_lowercase(),
+            suffix: format!(".{zone}"),
+            zone,
+            soa_names,
             state,
         }
     }
@@ -79,7 +87,7 @@ impl BanZone {
         if name == self.zone {
             return Listing::Apex;
         }
-        let Some(labels) = name.strip_suffix(&format!(".{}", self.zone)) else {
+        let Some(labels) = name.strip_suffix(self.suffix.as_str()) else {
             return Listing::NoSuchName;
         };
         let Some(addr) = address_of(labels) else {
@@ -103,51 +111,38 @@ impl BanZone {
     }
 
     fn soa(&self) -> Option<Record> {
-        let apex = Name::from_str(&format!("{}.", self.zone)).ok()?;
-        let mname = Name::from_str(&format!("ns.{}.", self.zone)).ok()?;
-        let rname = Name::from_str(&format!("hostmaster.{}.", self.zone)).ok()?;
+        let (apex, mname, rname) = self.soa_names.clone()?;
         let serial = (self.state.read_locked().state.version % u32::MAX as u64) as u32;
         let soa = SOA::new(mname, rname, serial, 600, 300, 86400, TTL);
         Some(Record::from_rdata(apex, TTL, RData::SOA(soa)))
     }
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for BanZone {
-    async fn handle_request<R: ResponseHandler, T: hickory_server::net::runtime::Time>(
-        &self,
-        request: &Request,
-        mut response: R,
-    ) -> ResponseInfo {
-        let mut meta = Metadata::response_from_request(&request.metadata);
-        meta.authoritative = true;
-        let failed = |mut m: Metadata, code| {
-            m.response_code = code;
-            ResponseInfo::from(Header {
-                metadata: m,
-                counts: HeaderCounts::default(),
-            })
+/// The records of one answer: its response code, answer and authority sections.
+pub struct Records {
+    pub code: ResponseCode,
+    pub answers: Vec<Record>,
+    pub authority: Vec<Record>,
+}
+
+impl BanZone {
+    /// The answer to a question for `qname` of type `qtype`.
+    pub fn records(&self, qname: &Name, qtype: RecordType) -> Records {
+        let soa = || self.soa();
+        let mut r = Records {
+            code: ResponseCode::NoError,
+            answers: vec![],
+            authority: vec![],
         };
-        let Ok(info) = request.request_info() else {
-            return failed(meta, ResponseCode::FormErr);
-        };
-        let qname: Name = info.query.name().into();
-        let qtype = info.query.query_type();
-        let soa = self.soa();
-        let mut answers = vec![];
-        let mut authority = vec![];
         match self.listing(&qname.to_ascii()) {
             Listing::Apex if matches!(qtype, RecordType::SOA | RecordType::ANY) => {
-                answers.extend(soa)
+                r.answers.extend(soa())
             }
-            Listing::Apex => authority.extend(soa),
+            Listing::Apex => r.authority.extend(soa()),
             Listing::Listed(reason) => {
                 if matches!(qtype, RecordType::A | RecordType::ANY) {
-                    answers.push(Record::from_rdata(
-                        qname.clone(),
-                        TTL,
-                        RData::A(A(Ipv4Addr::new(127, 0, 0, 2))),
-                    ));
+                    let a = RData::A(A(Ipv4Addr::new(127, 0, 0, 2)));
+                    r.answers.push(Record::from_rdata(qname.clone(), TTL, a));
                 }
                 if matches!(qtype, RecordType::TXT | RecordType::ANY) {
                     let text: String = reason
@@ -155,43 +150,20 @@ impl RequestHandler for BanZone {
                         .filter(|c| !c.is_control())
                         .take(250)
                         .collect();
-                    answers.push(Record::from_rdata(
-                        qname.clone(),
-                        TTL,
-                        RData::TXT(TXT::new(vec![text])),
-                    ));
+                    let txt = RData::TXT(TXT::new(vec![text]));
+                    r.answers.push(Record::from_rdata(qname.clone(), TTL, txt));
                 }
-                if answers.is_empty() {
-                    authority.extend(soa);
+                if r.answers.is_empty() {
+                    r.authority.extend(soa());
                 }
             }
             Listing::NotListed | Listing::NoSuchName => {
-                meta.response_code = ResponseCode::NXDomain;
-                authority.extend(soa);
+                r.code = ResponseCode::NXDomain;
+                r.authority.extend(soa());
             }
         }
-        let builder = MessageResponseBuilder::from_message_request(request);
-        let msg = builder.build(meta, answers.iter(), [], authority.iter(), []);
-        match response.send_response(msg).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!("DNSBL answer not sent: {e}");
-                failed(meta, ResponseCode::ServFail)
-            }
-        }
+        r
     }
-}
-
-/// Serves `zone` on `listen` (UDP and TCP) until the process ends.
-pub async fn serve(listen: SocketAddr, zone: BanZone) -> anyhow::Result<()> {
-    let udp = tokio::net::UdpSocket::bind(listen).await?;
-    let tcp = tokio::net::TcpListener::bind(listen).await?;
-    let mut server = Server::new(zone);
-    server.register_socket(udp);
-    server.register_listener(tcp, Duration::from_secs(5), 64);
-    tracing::info!("DNSBL zone served on {listen} (UDP and TCP)");
-    server.block_until_done().await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -32,8 +32,6 @@ pub struct AggregatorConfig {
     pub queue: usize,
     /// Distinct keys in one entry before it is flushed early.
     pub max_keys: usize,
-    /// Where the addresses of each flush go to be looked up in DNS lists (None: nowhere).
-    pub dns: Option<crate::dns::lookups::DnsLookups>,
 }
 
 impl Default for AggregatorConfig {
@@ -42,7 +40,6 @@ impl Default for AggregatorConfig {
             flush_interval: Duration::from_millis(50),
             queue: 256,
             max_keys: 50_000,
-            dns: None,
         }
     }
 }
@@ -133,15 +130,6 @@ async fn run(cluster: Cluster, cfg: AggregatorConfig, mut rx: mpsc::Receiver<Sub
         let result = if p.deltas.is_empty() {
             Ok(0)
         } else {
-            if let Some(dns) = &cfg.dns {
-                let mut last = None;
-                for (_, addr, _) in p.deltas.keys() {
-                    if last != Some(*addr) {
-                        dns.want(*addr);
-                        last = Some(*addr);
-                    }
-                }
-            }
             let cmd = Command::Observe {
                 hosts: p.hosts,
                 batches: p.batches,

@@ -93,6 +93,12 @@ impl Cluster {
         self.store.feed().subscribe(&self.state, from_version)
     }
 
+    /// Calls `tap` with every address of every observation this node applies (the DNS lookups:
+    /// the leader asks about each address once for the cluster). Set once; `tap` must not block.
+    pub fn on_observed(&self, tap: impl Fn(std::net::IpAddr) + Send + Sync + 'static) {
+        self.store.set_observed_tap(Box::new(tap));
+    }
+
     /// Every remembered triplet key, then the keys of each sighting batch applied after.
     pub fn subscribe_greylist(&self) -> KeySubscription {
         self.store.greylist_feed().subscribe(&self.state)

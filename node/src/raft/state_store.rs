@@ -36,6 +36,9 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+/// What is told about each applied observation's address; never blocks.
+pub type ObservedTap = Box<dyn Fn(std::net::IpAddr) + Send + Sync>;
+
 /// Shared, read-mostly handle on the applied state.
 pub type SharedState = Arc<RwLock<AppliedState>>;
 
@@ -49,6 +52,8 @@ pub struct StateMachineStore {
     feed: BanFeed,
     /// Triplet keys of applied sighting batches, for watchers (the agents' greylisting).
     greylist_feed: GreylistFeed,
+    /// Called with each applied observation's address (set once, by the DNS lookups).
+    observed_tap: Arc<std::sync::OnceLock<ObservedTap>>,
     snapshot_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -84,6 +89,7 @@ impl StateMachineStore {
             db: db.clone(),
             feed: BanFeed::default(),
             greylist_feed: GreylistFeed::default(),
+            observed_tap: Arc::default(),
             snapshot_seq: Default::default(),
         })
     }
@@ -96,6 +102,11 @@ impl StateMachineStore {
     /// The feed of ban-set changes this store publishes as it applies entries.
     pub fn feed(&self) -> BanFeed {
         self.feed.clone()
+    }
+
+    /// Sets the tap told about each applied observation's address (a second call is ignored).
+    pub fn set_observed_tap(&self, tap: ObservedTap) {
+        let _ = self.observed_tap.set(tap);
     }
 
     /// The feed of triplet keys this store publishes as it applies sighting batches.
@@ -204,9 +215,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             self.feed.publish(entry.log_id.index, &response);
             if let EntryPayload::Normal(req) = &entry.payload {
-                if let Command::Greylist(sightings) = &req.command {
-                    let keys = sightings.iter().map(|s| s.triplet).collect();
-                    self.greylist_feed.publish(entry.log_id.index, keys);
+                match &req.command {
+                    Command::Greylist(sightings) => {
+                        let keys = sightings.iter().map(|s| s.triplet).collect();
+                        self.greylist_feed.publish(entry.log_id.index, keys);
+                    }
+                    Command::Observe { observations, .. } => {
+                        if let Some(tap) = self.observed_tap.get() {
+                            observations.iter().for_each(|o| tap(o.addr));
+                        }
+                    }
+                    _ => {}
                 }
             }
             out.push(response);
