@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+    // Every stream to the cluster presents this agent's certificate (role mxrep:agent).
+    mxrep_common::tls::use_for_clients(cfg.tls.clone());
     let state = StateDir::open(&cfg.state_dir)?;
     let mut enforcer: Box<dyn Enforcer> = if cfg.dry_run {
         Box::new(DryRun::default())

@@ -23,9 +23,22 @@ pub fn host_port(input: &str) -> Result<String, String> {
     }
 }
 
+/// The host of `HOST:PORT`, without IPv6 brackets (the name a TLS certificate must hold).
+pub fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_of_addresses() {
+        assert_eq!(host_of("10.0.0.1:7400"), "10.0.0.1");
+        assert_eq!(host_of("[2001:db8::1]:7400"), "2001:db8::1");
+        assert_eq!(host_of("node-1.mxrep:7400"), "node-1.mxrep");
+    }
 
     #[test]
     fn accepts_and_refuses() {

@@ -4,10 +4,21 @@
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
-/// The endpoint for `addr` (HOST:PORT), not yet connected.
+/// The endpoint for `addr` (HOST:PORT), not yet connected; mTLS with the process's client
+/// identity when one is set ([`crate::tls::use_for_clients`]).
 pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(2))
+    let tls = crate::tls::client_files();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut e = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+    if let Some(files) = tls {
+        let host = crate::addr::host_of(addr);
+        // A file that cannot be read now fails the connection, with the reason in the log.
+        match files.client_config(host) {
+            Ok(cfg) => e = e.tls_config(cfg)?,
+            Err(err) => tracing::warn!("TLS client setup for {addr}: {err:#}"),
+        }
+    }
+    Ok(e.connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(1))
         .keep_alive_timeout(Duration::from_secs(2))

@@ -10,6 +10,7 @@
 //! - [`endpoint`]: a tonic `Endpoint` to a node with the keepalives every stream needs;
 //! - [`addr`]: `HOST:PORT` checks with a message that names the problem;
 //! - [`lock`]: mutex and rwlock access that survives a panicked holder;
+//! - [`tls`]: mutual TLS: the three files, a node's server config, the process's client identity;
 //! - [`triplet`]: the greylisting triplet key (sender normalisation, a stable 64-bit hash), the
 //!   same on the agent that answers and on the node that remembers.
 #![forbid(unsafe_code)]
@@ -22,4 +23,5 @@ pub mod endpoint;
 pub mod lock;
 pub mod logging;
 pub mod shutdown;
+pub mod tls;
 pub mod triplet;

@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use mxrep_common::tls::TlsFiles;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +52,19 @@ pub struct NodeArgs {
     /// The DNSBL zone's name (default: bl.mxrep.invalid).
     #[arg(long)]
     pub dnsbl_zone: Option<String>,
+    /// The CA that signs every mxrep certificate (PEM); with --tls-cert and --tls-key, both
+    /// ports require a client certificate from it, and the role it names.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// This node's certificate (PEM; Subject O=mxrep:node, SANs for its addresses).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plaintext on a non-loopback address anyway (anyone who reaches the port can ban).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
 }
 
 /// Initial members: id → peer address.
@@ -152,6 +166,11 @@ struct FileConfig {
     dns_resolver: Option<SocketAddr>,
     dnsbl_listen: Option<SocketAddr>,
     dnsbl_zone: Option<String>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    insecure_plaintext: bool,
     #[serde(default)]
     raft: RaftTuning,
 }
@@ -170,6 +189,8 @@ pub struct NodeConfig {
     pub dns_resolver: Option<SocketAddr>,
     /// Where the ban list is served as a DNSBL zone, and the zone's name.
     pub dnsbl: Option<(SocketAddr, String)>,
+    /// Mutual TLS on both ports (None: plaintext, loopback only unless `insecure_plaintext`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl NodeConfig {
@@ -235,7 +256,30 @@ impl NodeConfig {
         if !peers.is_empty() && !peers.contains_key(&id) {
             bail!("--peers does not list this node's own id {id}");
         }
+        let tls = TlsFiles::from_parts(
+            args.tls_ca.or(file.tls_ca),
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        )?;
+        match &tls {
+            Some(files) => files.check()?,
+            None => {
+                let open = [api_listen, peer_listen]
+                    .into_iter()
+                    .find(|a| !a.ip().is_loopback());
+                match open {
+                    Some(a) if !(args.insecure_plaintext || file.insecure_plaintext) => bail!(
+                        "refusing to serve plaintext on {a}: anyone who reaches it could ban and unban; give --tls-ca, --tls-cert and --tls-key (see `mxrepctl certs init`), or --insecure-plaintext"
+                    ),
+                    Some(a) => tracing::warn!(
+                        "serving PLAINTEXT on {a} (--insecure-plaintext): anyone who reaches the port can ban, unban and join Raft"
+                    ),
+                    None => {}
+                }
+            }
+        }
         Ok(Self {
+            tls,
             id,
             api_listen,
             peer_listen,

@@ -7,6 +7,7 @@
 //! holds a connection after [`DRAIN`] is cut.
 
 use crate::api;
+use crate::api::roles::{Port, RoleLayer};
 use crate::config::NodeConfig;
 use crate::data_dir::DataDirLock;
 use crate::dns::lookups::DnsLookups;
@@ -60,6 +61,8 @@ pub async fn run(
     peer_listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Peers connect with this node's certificate: it names the role mxrep:node.
+    mxrep_common::tls::use_for_clients(cfg.tls.clone());
     let db = sled::Config::new()
         .path(cfg.data_dir.join("raft.sled"))
         .open()
@@ -98,8 +101,16 @@ pub async fn run(
         api_addr: own.api_addr.clone(),
         peer_addr: own.peer_addr.clone(),
     };
+    let mut peer_builder = tonic::transport::Server::builder();
+    if let Some(files) = &cfg.tls {
+        peer_builder = peer_builder.tls_config(files.server_config()?)?;
+    }
     let peer_server = tokio::spawn(
-        tonic::transport::Server::builder()
+        peer_builder
+            .layer(RoleLayer {
+                port: Port::Peer,
+                enforce: cfg.tls.is_some(),
+            })
             .add_service(
                 PeerServer::new(peer_service)
                     .max_decoding_message_size(64 << 20)
@@ -140,6 +151,7 @@ pub async fn run(
         cluster.clone(),
         aggregator,
         dns.map(|d| d.stats),
+        cfg.tls.clone(),
         stopping.clone(),
     ));
 

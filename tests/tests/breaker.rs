@@ -186,7 +186,7 @@ fn a_botnet_wave_is_banned_in_full_and_a_bug_like_wave_trips_the_breaker() {
         "the breaker held nothing back: {enforced} of 1,200 enforced"
     );
     // No operator: once nothing more is held back for the recovery time, it ends by itself.
-    wait_until(LIMIT, "observe-only to end by itself", || {
+    wait_until(LIMIT * 3, "observe-only to end by itself", || {
         (!observe_only(&bed)).then_some(())
     });
 }

@@ -7,13 +7,16 @@ pub mod agent;
 pub mod convert;
 pub mod greylist;
 pub mod requests;
+pub mod roles;
 
 use crate::dns::lookups::DnsStats;
 use crate::ingest::Aggregator;
 use crate::raft::Cluster;
 use mxrep_common::shutdown::Shutdown;
+use mxrep_common::tls::TlsFiles;
 use mxrep_proto::v1::admin_server::AdminServer;
 use mxrep_proto::v1::agent_server::AgentServer;
+use roles::{Port, RoleLayer};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -24,6 +27,7 @@ pub async fn serve(
     cluster: Cluster,
     aggregator: Aggregator,
     dns: Option<Arc<DnsStats>>,
+    tls: Option<TlsFiles>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -37,7 +41,15 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(mxrep_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(files) = &tls {
+        server = server.tls_config(files.server_config()?)?;
+    }
+    server
+        .layer(RoleLayer {
+            port: Port::Api,
+            enforce: tls.is_some(),
+        })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AdminServer::new(admin::AdminService::new(

@@ -5,6 +5,7 @@
 mod allow;
 mod ban;
 mod bans;
+mod certs;
 mod cluster;
 pub mod error;
 mod import;
@@ -35,6 +36,15 @@ pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The cluster's CA certificate (PEM); with --tls-cert and --tls-key, connect with mTLS.
+    #[arg(long, global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Your certificate (PEM; its Subject O names your role: mxrep:admin or mxrep:reader).
+    #[arg(long, global = true)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Your private key (PEM).
+    #[arg(long, global = true)]
+    pub tls_key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -79,6 +89,11 @@ pub enum CtlCommand {
     },
     /// What mxrep would have decided over Postfix logs, offline, with a policy.
     Replay(replay::ReplayArgs),
+    /// Certificates for mTLS, offline: `certs init DIR`.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
 }
 
 /// Output settings shared by the commands.
@@ -134,8 +149,18 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let out = Output { json: cli.json };
     let cli = match cli.command {
         CtlCommand::Replay(a) => return replay::run(&out, a),
+        CtlCommand::Certs { command } => return certs::run(&out, command),
         command => Cli { command, ..cli },
     };
+    let tls = mxrep_common::tls::TlsFiles::from_parts(
+        cli.tls_ca.clone(),
+        cli.tls_cert.clone(),
+        cli.tls_key.clone(),
+    )?;
+    if let Some(files) = &tls {
+        files.check()?;
+    }
+    mxrep_common::tls::use_for_clients(tls);
     let mut client = connect(&cli.endpoint).await?;
     let res = match cli.command {
         CtlCommand::Status => status::run(&mut client, &out).await,
@@ -147,7 +172,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         CtlCommand::Policy { command } => policy::run(&mut client, &out, command).await,
         CtlCommand::Allow { command } => allow::run(&mut client, &out, command).await,
         CtlCommand::ObserveOnly { command } => observe_only::run(&mut client, &out, command).await,
-        CtlCommand::Replay(_) => unreachable!("replay runs offline, above"),
+        CtlCommand::Replay(_) | CtlCommand::Certs { .. } => {
+            unreachable!("replay and certs run offline, above")
+        }
     };
     res
 }

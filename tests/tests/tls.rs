@@ -1,0 +1,257 @@
+//! Mutual TLS with roles, end to end: a node started with certificates from `mxrepctl certs
+//! init`, and clients holding each kind of certificate. No certificate, an untrusted CA or an
+//! expired certificate never get past the handshake; a reader queries but cannot ban
+//! (`PERMISSION_DENIED` naming the role needed); an agent follows the ban list but calls no
+//! admin method; an admin does everything. A node asked to serve plaintext on a non-loopback
+//! address refuses to start without `--insecure-plaintext`.
+
+use mxrep_proto::v1 as pb;
+use mxrep_tests::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// mxrepctl flags for the certificate `kind` in `dir`.
+fn as_(dir: &Path, kind: &str) -> Vec<String> {
+    let f = |n: String| dir.join(n).display().to_string();
+    vec![
+        "--tls-ca".into(),
+        f("ca.pem".into()),
+        "--tls-cert".into(),
+        f(format!("{kind}.pem")),
+        "--tls-key".into(),
+        f(format!("{kind}-key.pem")),
+    ]
+}
+
+fn ctl_as(api: &str, dir: &Path, kind: &str, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<String> = as_(dir, kind);
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    ctl(api, &refs)
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap()
+}
+
+/// A channel to `api` with `tls`, or the connection error's text.
+fn connect(
+    rt: &tokio::runtime::Runtime,
+    api: &str,
+    tls: ClientTlsConfig,
+) -> Result<pb::admin_client::AdminClient<tonic::transport::Channel>, String> {
+    rt.block_on(async {
+        let ch = Endpoint::from_shared(format!("https://{api}"))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let mut c = pb::admin_client::AdminClient::new(ch);
+        // The handshake completes on the first call.
+        c.status(pb::StatusRequest {})
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(c)
+    })
+}
+
+#[test]
+fn roles_from_certificates_and_refusals_at_the_handshake() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let out = ctl("127.0.0.1:1", &["certs", "init", pki.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    node.prepend_config(&format!(
+        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"",
+        pki.display()
+    ));
+    node.start();
+    let api = node.api.clone();
+    wait_until(LIMIT, "the node to lead, asked over mTLS", || {
+        let out = ctl_as(&api, &pki, "admin", &["--json", "status"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["leader_id"].as_u64()
+    });
+
+    // Admin: everything.
+    let out = ctl_as(
+        &api,
+        &pki,
+        "admin",
+        &["ban", "192.0.2.7", "--for", "1h", "--reason", "test"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Reader: queries, no writes.
+    let out = ctl_as(&api, &pki, "reader", &["bans", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("192.0.2.7"));
+    let out = ctl_as(&api, &pki, "reader", &["unban", "192.0.2.7"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("needs the role mxrep:admin") && err.contains("mxrep:reader"),
+        "{err}"
+    );
+    // Agent: no admin call.
+    let out = ctl_as(&api, &pki, "agent", &["status"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && err.contains("needs the role"),
+        "{err}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca = Certificate::from_pem(read(&pki, "ca.pem"));
+    let id = |kind: &str| {
+        Identity::from_pem(
+            read(&pki, &format!("{kind}.pem")),
+            read(&pki, &format!("{kind}-key.pem")),
+        )
+    };
+    let tls = || {
+        ClientTlsConfig::new()
+            .ca_certificate(ca.clone())
+            .domain_name("127.0.0.1")
+    };
+    // The agent follows the ban list over mTLS.
+    rt.block_on(async {
+        let ch = Endpoint::from_shared(format!("https://{api}"))
+            .unwrap()
+            .tls_config(tls().identity(id("agent")))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut stream = pb::agent_client::AgentClient::new(ch)
+            .watch_bans(pb::WatchBansRequest { from_version: 0, mx_host: "mx1".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert!(matches!(first.update, Some(pb::ban_update::Update::Snapshot(ref s)) if s.bans.len() == 1), "{first:?}");
+    });
+    // No certificate: refused at the handshake.
+    let e = connect(&rt, &api, tls()).unwrap_err();
+    assert!(
+        !e.contains("PermissionDenied"),
+        "refused before any method: {e}"
+    );
+    // A certificate from another CA: refused.
+    let other = dir.path().join("other");
+    assert!(
+        ctl("127.0.0.1:1", &["certs", "init", other.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let foreign = Identity::from_pem(read(&other, "admin.pem"), read(&other, "admin-key.pem"));
+    assert!(connect(&rt, &api, tls().identity(foreign)).is_err());
+    // An expired certificate from the right CA: refused.
+    let ca_key = rcgen::KeyPair::from_pem(&read(&pki, "ca-key.pem")).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&read(&pki, "ca.pem"), ca_key).unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "mxrep:admin");
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    p.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let expired = p.signed_by(&key, &issuer).unwrap().pem();
+    assert!(connect(
+        &rt,
+        &api,
+        tls().identity(Identity::from_pem(expired, key.serialize_pem()))
+    )
+    .is_err());
+    // The admin, for contrast, gets through the same way.
+    assert!(connect(&rt, &api, tls().identity(id("admin"))).is_ok());
+    // mxrepctl without certificates cannot talk to it either.
+    assert!(!ctl(&api, &["status"]).status.success());
+}
+
+#[test]
+fn plaintext_on_a_non_loopback_address_needs_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = Command::new(bin("mxrep-node"))
+        .args(["--id", "1", "--api-listen", &format!("0.0.0.0:{port}")])
+        .args(["--peer-listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve plaintext on 0.0.0.0")
+            && err.contains("--insecure-plaintext"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_three_node_cluster_runs_raft_over_mtls() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    assert!(
+        ctl("127.0.0.1:1", &["certs", "init", pki.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let tls = format!(
+        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"",
+        pki.display()
+    );
+    let c = TestCluster::start_with(3, Tuning::default(), |_| tls.clone());
+    let leader_of = |id: u64| {
+        let out = ctl_as(&c.node(id).api, &pki, "reader", &["--json", "status"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["leader_id"].as_u64()
+    };
+    wait_until(LIMIT, "one leader named by all three", || {
+        let l = leader_of(1)?;
+        (leader_of(2) == Some(l) && leader_of(3) == Some(l)).then_some(l)
+    });
+    // A write on any node reaches the leader over the peer port, and every node applies it.
+    for id in 1..=3 {
+        let p = format!("198.51.100.{id}");
+        let out = ctl_as(
+            &c.node(id).api,
+            &pki,
+            "admin",
+            &["ban", &p, "--for", "1h", "--reason", "t"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_until(LIMIT, "every ban on node 3", || {
+        let out = ctl_as(&c.node(3).api, &pki, "reader", &["bans", "list"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (1..=3)
+            .all(|i| text.contains(&format!("198.51.100.{i}/32")))
+            .then_some(())
+    });
+}
