@@ -254,4 +254,45 @@ fn a_three_node_cluster_runs_raft_over_mtls() {
             .all(|i| text.contains(&format!("198.51.100.{i}/32")))
             .then_some(())
     });
+    // The audit trail says who did it, on every node; a reader may read it.
+    let out = ctl_as(&c.node(1).api, &pki, "admin", &["unban", "198.51.100.2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in 1..=3 {
+        let trail = wait_until(LIMIT, "the unban in the audit trail", || {
+            let out = ctl_as(&c.node(id).api, &pki, "reader", &["--json", "audit"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let entries = v["entries"].as_array()?.clone();
+            (entries.len() == 4).then_some(entries)
+        });
+        for (i, e) in trail.iter().take(3).enumerate() {
+            let want = format!("ban 198.51.100.{}/32 for 3600 s: t", i + 1);
+            assert_eq!(e["action"], want.as_str(), "{e}");
+            assert!(e["actor"].as_str().unwrap().contains("mxrep:admin"), "{e}");
+        }
+        assert_eq!(trail[3]["action"], "unban 198.51.100.2/32");
+        assert!(
+            trail[3]["replaced"]
+                .as_str()
+                .unwrap()
+                .contains("ban 198.51.100.2/32"),
+            "what the unban replaced: {}",
+            trail[3]
+        );
+    }
+    let out = ctl_as(&c.node(2).api, &pki, "reader", &["audit", "--since", "1h"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("unban 198.51.100.2/32") && text.contains("mxrep:admin"),
+        "{text}"
+    );
+    // Every node's log has each entry as one JSON line.
+    let log = c.node(3).log_text();
+    assert!(
+        log.lines().any(|l| l.contains("mxrep_audit") && l.contains(r#""action":"unban 198.51.100.2/32""#)),
+        "{log}"
+    );
 }

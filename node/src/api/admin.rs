@@ -4,7 +4,8 @@
 //! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
 
 use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
-use super::requests::{check_addr, who, write_status};
+use super::requests::{audited, check_addr, who, write_status};
+use super::roles::actor;
 use crate::dns::lookups::DnsStats;
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode};
 use crate::state::{parse_prefix, parse_prefix_strict, BanChangeKind, BanSource, Command, Policy};
@@ -24,28 +25,6 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// The policy's DNS lists with their health and this node's queries today.
-    fn dns_lists(&self) -> Vec<pb::DnsList> {
-        self.read(|a| {
-            let d = &a.state.policy.dnsbl;
-            d.sites
-                .iter()
-                .filter_map(|s| crate::state::dnsbl::site::Site::parse(s).ok())
-                .map(|site| {
-                    let failing = a.state.dnsbl.failing.get(&site.zone);
-                    pb::DnsList {
-                        queries_today: self.dns.as_ref().map_or(0, |s| s.today(&site.zone)),
-                        healthy: failing.is_none(),
-                        reason: failing.cloned().unwrap_or_default(),
-                        weight: site.weight,
-                        daily_budget: d.daily_budget,
-                        zone: site.zone,
-                    }
-                })
-                .collect()
-        })
-    }
-
     pub fn new(cluster: Cluster, dns: Option<Arc<DnsStats>>) -> Self {
         Self { cluster, dns }
     }
@@ -53,6 +32,15 @@ impl AdminService {
     fn read<T>(&self, f: impl FnOnce(&crate::raft::state_store::AppliedState) -> T) -> T {
         let guard = self.cluster.state.read_locked();
         f(&guard)
+    }
+
+    /// Records a change that is not a command (membership) in the audit trail; a failure to
+    /// record is logged, the change stands.
+    async fn audit_note(&self, actor: &str, what: String) {
+        let note = audited(actor, Command::AuditNote(what));
+        if let Err(e) = self.cluster.write(note).await {
+            tracing::warn!("audit trail: membership change not recorded: {e}");
+        }
     }
 
     fn membership_response(
@@ -80,50 +68,10 @@ impl Admin for AdminService {
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let m = self.cluster.raft.metrics().borrow().clone();
-        let (
-            ban_count,
-            ban_version,
-            observe,
-            tracked_addresses,
-            tracked_prefixes,
-            cluster_time_unix_ms,
-        ) = self.read(|a| {
-            (
-                a.state.bans.len() as u64,
-                a.state.version,
-                a.state.observe_only.clone(),
-                a.state.addrs.len() as u64,
-                a.state.prefixes.len() as u64,
-                a.state.clock_ms,
-            )
-        });
-        let members = self
-            .cluster
-            .members()
-            .iter()
-            .map(|(id, (n, v))| member_to_pb(*id, n, *v))
-            .collect();
-        Ok(Response::new(pb::StatusResponse {
-            node_id: self.cluster.id,
-            state: format!("{:?}", m.state),
-            leader_id: m.current_leader.unwrap_or(0),
-            has_leader: m.current_leader.is_some(),
-            term: m.current_term,
-            last_applied: m.last_applied.map(|l| l.index).unwrap_or(0),
-            last_log_index: m.last_log_index.unwrap_or(0),
-            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
-            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
-            members,
-            ban_count,
-            ban_version,
-            observe_only: observe.is_some(),
-            observe_only_reason: observe.map(|o| o.reason).unwrap_or_default(),
-            tracked_addresses,
-            tracked_prefixes,
-            cluster_time_unix_ms,
-            dns_lists: self.dns_lists(),
-        }))
+        Ok(Response::new(super::status::status(
+            &self.cluster,
+            self.dns.as_deref(),
+        )))
     }
 
     async fn list_bans(
@@ -138,6 +86,7 @@ impl Admin for AdminService {
 
     async fn ban(&self, req: Request<pb::BanRequest>) -> Result<Response<pb::BanResponse>, Status> {
         let who = who(&req);
+        let actor = actor(&req);
         let r = req.into_inner();
         let prefix =
             parse_prefix_strict(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -168,12 +117,15 @@ impl Admin for AdminService {
         };
         let (_, response) = self
             .cluster
-            .write(Command::Ban {
-                prefix,
-                duration_ms: r.duration_seconds * 1000,
-                reason: reason.clone(),
-                source: BanSource::Manual,
-            })
+            .write(audited(
+                &actor,
+                Command::Ban {
+                    prefix,
+                    duration_ms: r.duration_seconds * 1000,
+                    reason: reason.clone(),
+                    source: BanSource::Manual,
+                },
+            ))
             .await
             .map_err(write_status)?;
         tracing::info!(%who, force = r.force, "manual ban of {prefix} for {} s: {reason}", r.duration_seconds);
@@ -196,12 +148,13 @@ impl Admin for AdminService {
         req: Request<pb::UnbanRequest>,
     ) -> Result<Response<pb::UnbanResponse>, Status> {
         let who = who(&req);
+        let actor = actor(&req);
         let r = req.into_inner();
         let prefix =
             parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (_, response) = self
             .cluster
-            .write(Command::Unban { prefix })
+            .write(audited(&actor, Command::Unban { prefix }))
             .await
             .inspect(|_| tracing::info!(%who, "manual unban of {prefix}"))
             .map_err(write_status)?;
@@ -268,6 +221,7 @@ impl Admin for AdminService {
         req: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
         let who = who(&req);
+        let actor = actor(&req);
         let r = req.into_inner();
         if r.id == 0 {
             return Err(Status::invalid_argument(
@@ -289,6 +243,7 @@ impl Admin for AdminService {
         };
         let res = self.cluster.execute(op).await.map_err(write_status)?;
         tracing::info!(%who, "{what}");
+        self.audit_note(&actor, what).await;
         self.membership_response(res)
     }
 
@@ -297,6 +252,7 @@ impl Admin for AdminService {
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
         let who = who(&req);
+        let actor = actor(&req);
         let id = req.into_inner().id;
         let res = self
             .cluster
@@ -304,6 +260,7 @@ impl Admin for AdminService {
             .await
             .map_err(write_status)?;
         tracing::info!(%who, "node {id} removed");
+        self.audit_note(&actor, format!("node {id} removed")).await;
         self.membership_response(res)
     }
 
@@ -321,11 +278,12 @@ impl Admin for AdminService {
         req: Request<pb::PolicyDocument>,
     ) -> Result<Response<pb::SetPolicyResponse>, Status> {
         let who = who(&req);
+        let actor = actor(&req);
         let policy = Policy::from_toml(&req.into_inner().toml)
             .map_err(|e| Status::invalid_argument(format!("policy refused: {e}")))?;
         let (log_index, _) = self
             .cluster
-            .write(Command::SetPolicy(Box::new(policy)))
+            .write(audited(&actor, Command::SetPolicy(Box::new(policy))))
             .await
             .map_err(write_status)?;
         tracing::info!(%who, "policy replaced at log index {log_index}");
@@ -337,12 +295,13 @@ impl Admin for AdminService {
         req: Request<pb::AllowRequest>,
     ) -> Result<Response<pb::AllowResponse>, Status> {
         let who = who(&req);
+        let actor = actor(&req);
         let r = req.into_inner();
         let prefix =
             parse_prefix(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (log_index, response) = self
             .cluster
-            .write(Command::Allow { prefix, add: r.add })
+            .write(audited(&actor, Command::Allow { prefix, add: r.add }))
             .await
             .map_err(write_status)?;
         let verb = if r.add { "added to" } else { "removed from" };
@@ -382,12 +341,24 @@ impl Admin for AdminService {
         req: Request<pb::ClearObserveOnlyRequest>,
     ) -> Result<Response<pb::ClearObserveOnlyResponse>, Status> {
         let who = who(&req);
+        let actor = actor(&req);
         let (log_index, _) = self
             .cluster
-            .write(Command::ClearObserveOnly)
+            .write(audited(&actor, Command::ClearObserveOnly))
             .await
             .map_err(write_status)?;
         tracing::info!(%who, "observe-only cleared");
         Ok(Response::new(pb::ClearObserveOnlyResponse { log_index }))
+    }
+
+    async fn list_audit(
+        &self,
+        req: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        let since = req.into_inner().since_unix_ms;
+        let entries = self.read(|a| crate::state::audit::since(&a.state.audit, since));
+        Ok(Response::new(pb::ListAuditResponse {
+            entries: entries.iter().map(super::convert::audit_to_pb).collect(),
+        }))
     }
 }

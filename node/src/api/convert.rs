@@ -66,3 +66,14 @@ pub fn dns_to_pb(e: &crate::state::dnsbl::DnsEntry) -> pb::DnsVerdict {
         until_unix_ms: i64::from(e.until) * 1000,
     }
 }
+
+/// One audit-trail entry.
+pub fn audit_to_pb(e: &crate::state::audit::AuditEntry) -> pb::AuditEntry {
+    pb::AuditEntry {
+        at_unix_ms: e.at_ms,
+        log_index: e.index,
+        actor: e.actor.clone(),
+        action: e.action.clone(),
+        replaced: e.replaced.clone(),
+    }
+}

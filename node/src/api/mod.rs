@@ -8,6 +8,7 @@ pub mod convert;
 pub mod greylist;
 pub mod requests;
 pub mod roles;
+pub mod status;
 
 use crate::dns::lookups::DnsStats;
 use crate::ingest::Aggregator;

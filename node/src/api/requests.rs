@@ -2,13 +2,24 @@
 //! becomes a gRPC status, and the check of a `HOST:PORT` argument.
 
 use crate::raft::WriteError;
+use crate::state::Command;
 use tonic::{Request, Status};
 
-/// Who asked, for the log of administrative changes (the peer address until certificates say
-/// more).
+/// Who asked, for the log of administrative changes: the certificate subject ("dev" without
+/// TLS) and the peer address.
 pub fn who<T>(req: &Request<T>) -> String {
-    req.remote_addr()
-        .map_or_else(|| "unknown".into(), |a| a.to_string())
+    let addr = req
+        .remote_addr()
+        .map_or_else(|| "unknown".into(), |a| a.to_string());
+    format!("{} from {addr}", super::roles::actor(req))
+}
+
+/// `command`, recorded in the audit trail as done by `actor`.
+pub fn audited(actor: &str, command: Command) -> Command {
+    Command::Audited {
+        actor: actor.to_string(),
+        command: Box::new(command),
+    }
 }
 
 pub fn write_status(e: WriteError) -> Status {

@@ -64,7 +64,9 @@ pub fn allowed(port: Port, path: &str) -> Option<&'static [Role]> {
     Some(match (port, service, method) {
         (Port::Peer, "mxrep.v1.Peer", _) => &[Node],
         (Port::Api, "mxrep.v1.Admin", m) => match m {
-            "Status" | "ListBans" | "ShowIp" | "GetPolicy" | "ListAllow" => &[Admin, Reader],
+            "Status" | "ListBans" | "ShowIp" | "GetPolicy" | "ListAllow" | "ListAudit" => {
+                &[Admin, Reader]
+            }
             _ => &[Admin],
         },
         (Port::Api, "mxrep.v1.Agent", m) => match m {
@@ -109,6 +111,14 @@ fn check(port: Port, path: &str, chain: Option<&[impl AsRef<[u8]>]>) -> Result<(
         "{path} needs the role {}; '{subject}' is {role}",
         need.join(" or ")
     )))
+}
+
+/// Who made `req`: its client certificate's subject, or "dev" without TLS.
+pub fn actor<T>(req: &tonic::Request<T>) -> String {
+    match req.peer_certs() {
+        Some(chain) => role_of(&chain).map_or_else(|e| e, |(_, subject)| subject),
+        None => "dev".into(),
+    }
 }
 
 /// Wraps a server so every request is checked against its client certificate's role; without

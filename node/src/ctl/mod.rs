@@ -3,6 +3,7 @@
 //! `--json`; every failure is one line on stderr and a non-zero exit.
 
 mod allow;
+mod audit;
 mod ban;
 mod bans;
 mod certs;
@@ -89,6 +90,8 @@ pub enum CtlCommand {
     },
     /// What mxrep would have decided over Postfix logs, offline, with a policy.
     Replay(replay::ReplayArgs),
+    /// Every administrative write: who, when, what, and what it replaced.
+    Audit(audit::AuditArgs),
     /// Certificates for mTLS, offline: `certs init DIR`.
     Certs {
         #[command(subcommand)]
@@ -164,6 +167,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let mut client = connect(&cli.endpoint).await?;
     let res = match cli.command {
         CtlCommand::Status => status::run(&mut client, &out).await,
+        CtlCommand::Audit(a) => audit::run(&mut client, &out, a).await,
         CtlCommand::Bans { command } => bans::run(&mut client, &out, command).await,
         CtlCommand::Ban(a) => ban::run(&mut client, &out, a).await,
         CtlCommand::Unban(a) => unban::run(&mut client, &out, a).await,

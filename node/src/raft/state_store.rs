@@ -196,6 +196,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut applied = self.write();
         for entry in entries {
             applied.last_applied = Some(entry.log_id);
+            let entry_index = entry.log_id.index;
             let response = match entry.payload {
                 EntryPayload::Blank => Response {
                     version: applied.state.version,
@@ -223,6 +224,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     Command::Observe { observations, .. } => {
                         if let Some(tap) = self.observed_tap.get() {
                             observations.iter().for_each(|o| tap(o.addr));
+                        }
+                    }
+                    Command::Audited { .. } => {
+                        // One JSON line per administrative write, for a SIEM to collect.
+                        let entry = applied.state.audit.back();
+                        if let Some(e) = entry.filter(|e| e.index == entry_index) {
+                            let line = serde_json::to_string(e).unwrap_or_default();
+                            tracing::info!(target: "mxrep_audit", "{line}");
                         }
                     }
                     _ => {}

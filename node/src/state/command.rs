@@ -92,6 +92,13 @@ pub enum Command {
     Dnsbl(Vec<Lookup>),
     /// RFC 5782 probe results of the DNS lists.
     ListHealth(Vec<ListHealth>),
+    /// An administrative write, with who asked: recorded in the audit trail, then applied.
+    Audited {
+        actor: String,
+        command: Box<Command>,
+    },
+    /// A line for the audit trail about a change that is not a command (membership).
+    AuditNote(String),
 }
 
 /// One application entry of the Raft log: a command and the leader's time stamp.

@@ -23,6 +23,7 @@
 //!
 //! The Raft layer (`crate::raft`) stores and replicates the entries; this module decides.
 
+pub mod audit;
 mod ban;
 mod command;
 pub mod counters;
@@ -99,6 +100,8 @@ pub struct ReputationState {
     pub observed: BTreeMap<IpNet, Ban>,
     /// Cluster time of the last eviction sweep.
     pub last_sweep_ms: i64,
+    /// Administrative writes: who, when, what, what it replaced.
+    pub audit: VecDeque<audit::AuditEntry>,
 }
 
 impl ReputationState {
@@ -110,7 +113,30 @@ impl ReputationState {
         self.recover_if_clear();
         let now = self.now_secs();
         self.greylist.sweep_if_due(&self.policy.greylist, now);
-        match &request.command {
+        self.apply_command(index, &request.command, &mut changes);
+        if !changes.is_empty() {
+            self.version = index;
+        }
+        Response {
+            version: self.version,
+            changes,
+        }
+    }
+
+    fn apply_command(&mut self, index: u64, command: &Command, changes: &mut Vec<BanChange>) {
+        match command {
+            Command::Audited { actor, command } => {
+                let (action, replaced) = self.describe_change(command);
+                self.apply_command(index, command, changes);
+                self.record_audit(audit::AuditEntry {
+                    at_ms: self.clock_ms,
+                    index,
+                    actor: actor.clone(),
+                    action,
+                    replaced,
+                });
+            }
+            Command::AuditNote(_) => {}
             Command::Tick => {}
             Command::Ban {
                 prefix,
@@ -157,13 +183,6 @@ impl ReputationState {
                 self.recent_auto_bans.clear();
                 self.recent_all_bans.clear();
             }
-        }
-        if !changes.is_empty() {
-            self.version = index;
-        }
-        Response {
-            version: self.version,
-            changes,
         }
     }
 

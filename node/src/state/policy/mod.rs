@@ -288,6 +288,19 @@ impl Default for Safety {
     }
 }
 
+/// How long the audit trail of administrative writes is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    pub keep_days: u32,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self { keep_days: 90 }
+    }
+}
+
 /// The whole policy document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -300,6 +313,7 @@ pub struct Policy {
     pub dnsbl: Dnsbl,
     pub repeat_offenders: RepeatOffenders,
     pub safety: Safety,
+    pub audit: Audit,
 }
 
 impl Policy {
