@@ -1,13 +1,13 @@
-//! Mutual TLS for every mxrep process: the three files (`--tls-ca`, `--tls-cert`, `--tls-key`),
-//! a node's server configuration (a client certificate from the CA is required), and the one
-//! client identity a process uses for every connection it opens ([`use_for_clients`], read by
-//! [`crate::endpoint`]). The files are read again for every new server or connection setup, so
-//! renewed certificates (cert-manager) are picked up without a restart by what connects next.
+//! Mutual TLS for every mxrep process: the three files (`--tls-ca`, `--tls-cert`, `--tls-key`)
+//! — a node's servers read them in `mxrep_node::tls_accept` — and the one client identity a
+//! process uses for every connection it opens ([`use_for_clients`], read by
+//! [`crate::endpoint`]). The files are read again for every new connection, so renewed
+//! certificates (cert-manager) are picked up without a restart by what connects next.
 
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::RwLock;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// The CA that signs every mxrep certificate, and this process's certificate and key (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +62,6 @@ impl TlsFiles {
             &self.ca,
             "CA certificate",
         )?))
-    }
-
-    /// A server that requires a client certificate signed by the CA.
-    pub fn server_config(&self) -> anyhow::Result<ServerTlsConfig> {
-        Ok(ServerTlsConfig::new()
-            .identity(self.identity()?)
-            .client_ca_root(self.ca_cert()?))
     }
 
     /// A client presenting this identity to a server named `host` (checked against its SANs).

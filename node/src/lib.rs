@@ -10,6 +10,7 @@
 //! - [`api`]: the gRPC services on the API port (admin, agent, health, reflection);
 //! - [`dns`]: DNS list lookups and probes at the edge, their answers proposed as data;
 //! - [`replay`]: the engine run offline over connection verdicts ("what would mxrep do?");
+//! - [`tls_accept`]: mutual TLS on both ports, certificates read again when their files change;
 //! - [`config`], [`data_dir`], [`server`]: the process around them;
 //! - [`ctl`]: `mxrepctl`, one file per command.
 #![forbid(unsafe_code)]
@@ -24,3 +25,4 @@ pub mod raft;
 pub mod replay;
 pub mod server;
 pub mod state;
+pub mod tls_accept;

@@ -20,6 +20,7 @@ use crate::raft::peer_service::PeerService;
 use crate::raft::state_store::StateMachineStore;
 use crate::raft::{Cluster, ClusterOp, MxNode, Raft};
 use crate::state::Command;
+use crate::tls_accept::ReloadingTls;
 use anyhow::Context;
 use mxrep_proto::v1::peer_server::PeerServer;
 use openraft::ServerState;
@@ -101,26 +102,35 @@ pub async fn run(
         api_addr: own.api_addr.clone(),
         peer_addr: own.peer_addr.clone(),
     };
-    let mut peer_builder = tonic::transport::Server::builder();
-    if let Some(files) = &cfg.tls {
-        peer_builder = peer_builder.tls_config(files.server_config()?)?;
-    }
-    let peer_server = tokio::spawn(
-        peer_builder
-            .layer(RoleLayer {
-                port: Port::Peer,
-                enforce: cfg.tls.is_some(),
+    let peer_router = tonic::transport::Server::builder()
+        .layer(RoleLayer {
+            port: Port::Peer,
+            enforce: cfg.tls.is_some(),
+        })
+        .add_service(
+            PeerServer::new(peer_service)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+    let peer_stop = stopping.clone();
+    let peer_server = match &cfg.tls {
+        Some(files) => {
+            let incoming = ReloadingTls::new(files.clone())?.incoming(peer_listener);
+            tokio::spawn(async move {
+                peer_router
+                    .serve_with_incoming_shutdown(incoming, peer_stop.wait())
+                    .await
             })
-            .add_service(
-                PeerServer::new(peer_service)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20),
-            )
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(peer_listener),
-                stopping.clone().wait(),
-            ),
-    );
+        }
+        None => tokio::spawn(async move {
+            peer_router
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(peer_listener),
+                    peer_stop.wait(),
+                )
+                .await
+        }),
+    };
     if let Some((listen, zone)) = cfg.dnsbl.clone() {
         let z = crate::dns::zone::BanZone::new(&zone, cluster.state.clone());
         tokio::spawn(async move {

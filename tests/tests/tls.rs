@@ -296,3 +296,70 @@ fn a_three_node_cluster_runs_raft_over_mtls() {
         "{log}"
     );
 }
+
+#[test]
+fn a_renewed_certificate_is_used_by_new_connections_without_a_restart() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    assert!(
+        ctl("127.0.0.1:1", &["certs", "init", pki.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    node.peers = Some(format!("1={}", node.peer));
+    node.prepend_config(&format!(
+        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"",
+        pki.display()
+    ));
+    node.start();
+    let api = node.api.clone();
+    wait_until(LIMIT, "the node to lead, asked over mTLS", || {
+        let out = ctl_as(&api, &pki, "admin", &["--json", "status"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["leader_id"].as_u64()
+    });
+    let pid = node.pid();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = Identity::from_pem(read(&pki, "admin.pem"), read(&pki, "admin-key.pem"));
+    // A client that knows the node by a name its first certificate does not hold: refused.
+    let by_new_name = || {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&pki, "ca.pem")))
+            .identity(admin.clone())
+            .domain_name("renewed.mxrep.test")
+    };
+    assert!(connect(&rt, &api, by_new_name()).is_err());
+    // The renewal, as cert-manager writes it: a new certificate (with the new name) and key from
+    // the same CA, over the old files.
+    let ca_key = rcgen::KeyPair::from_pem(&read(&pki, "ca-key.pem")).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&read(&pki, "ca.pem"), ca_key).unwrap();
+    let names = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "renewed.mxrep.test".into(),
+    ];
+    let mut p = rcgen::CertificateParams::new(names).unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "mxrep:node");
+    p.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &issuer).unwrap().pem();
+    for (name, text) in [("node.pem", cert), ("node-key.pem", key.serialize_pem())] {
+        let tmp = pki.join(format!("{name}.new"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, pki.join(name)).unwrap();
+    }
+    wait_until(
+        LIMIT,
+        "a new connection to meet the renewed certificate",
+        || connect(&rt, &api, by_new_name()).ok(),
+    );
+    assert_eq!(node.pid(), pid, "no restart");
+    assert!(node.is_running());
+    assert!(node.log_text().contains("certificate files changed"));
+}

@@ -13,6 +13,7 @@ pub mod status;
 use crate::dns::lookups::DnsStats;
 use crate::ingest::Aggregator;
 use crate::raft::Cluster;
+use crate::tls_accept::ReloadingTls;
 use mxrep_common::shutdown::Shutdown;
 use mxrep_common::tls::TlsFiles;
 use mxrep_proto::v1::admin_server::AdminServer;
@@ -42,11 +43,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(mxrep_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let mut server = tonic::transport::Server::builder();
-    if let Some(files) = &tls {
-        server = server.tls_config(files.server_config()?)?;
-    }
-    server
+    let router = tonic::transport::Server::builder()
         .layer(RoleLayer {
             port: Port::Api,
             enforce: tls.is_some(),
@@ -61,8 +58,20 @@ pub async fn serve(
             cluster,
             aggregator,
             shutdown.clone(),
-        )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
-        .await?;
+        )));
+    match tls {
+        Some(files) => {
+            let incoming = ReloadingTls::new(files)?.incoming(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                .await?
+        }
+        None => {
+            let incoming = TcpListenerStream::new(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                .await?
+        }
+    }
     Ok(())
 }
