@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "mxrep/v1/peer.proto",
         "mxrep/v1/agent.proto",
         "mxrep/v1/admin.proto",
+        "mxrep/v1/query.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -3,7 +3,7 @@
 //! Reads are answered from this node's applied state; writes go through the cluster handle, which
 //! forwards them to the leader. Bad arguments are `InvalidArgument` with a message that names them.
 
-use super::convert::{ban_to_pb, counter_to_pb, member_to_pb};
+use super::convert::{ban_to_pb, member_to_pb};
 use super::requests::{audited, check_addr, who, write_status};
 use super::roles::actor;
 use crate::dns::lookups::DnsStats;
@@ -173,47 +173,8 @@ impl Admin for AdminService {
         req: Request<pb::ShowIpRequest>,
     ) -> Result<Response<pb::ShowIpResponse>, Status> {
         let r = req.into_inner();
-        let net = parse_prefix(&r.address).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let single = net.prefix_len() == net.max_prefix_len();
-        let r = self.read(|a| match single {
-            true => a.state.report(net.addr()),
-            false => a.state.prefix_report(net),
-        });
-        Ok(Response::new(pb::ShowIpResponse {
-            address: if single {
-                r.address.to_string()
-            } else {
-                net.to_string()
-            },
-            covering_bans: r.bans.iter().map(ban_to_pb).collect(),
-            counters: r.counters.iter().map(counter_to_pb).collect(),
-            mx_hosts: r.mx_hosts,
-            prefix: r.prefix.to_string(),
-            prefix_counters: r.prefix_counters.iter().map(counter_to_pb).collect(),
-            prefix_mx_hosts: r.prefix_mx_hosts,
-            observed: r.observed.iter().map(ban_to_pb).collect(),
-            allowlisted: r.allowlisted,
-            suppressed_until_unix_ms: r.suppressed_until_ms.unwrap_or(0),
-            offences: r.offences,
-            greylist: r.greylist.map(|(net, c)| pb::GreylistState {
-                network: net.to_string(),
-                triplets_seen: c.seen,
-                triplets_passed: c.passed,
-                passes: c.passes,
-                allowlisted_until_unix_ms: c.allowlisted_until as i64 * 1000,
-            }),
-            dns: r.dns.as_ref().map(super::convert::dns_to_pb),
-            distances: r
-                .distances
-                .into_iter()
-                .map(|d| pb::RuleDistance {
-                    rule: d.rule,
-                    key: d.key.to_string(),
-                    text: d.text,
-                    would_ban: d.would_ban,
-                })
-                .collect(),
-        }))
+        self.read(|a| super::query::show_ip(&a.state, &r.address))
+            .map(Response::new)
     }
 
     async fn add_member(

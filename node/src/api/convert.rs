@@ -32,6 +32,7 @@ pub fn ban_to_pb(b: &Ban) -> pb::Ban {
             BanAction::Tempfail => pb::BanAction::Tempfail,
             BanAction::Reject => pb::BanAction::Reject,
         } as i32,
+        author: b.author.clone(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod agent;
 pub mod convert;
 pub mod greylist;
+pub mod query;
 pub mod requests;
 pub mod roles;
 pub mod status;
@@ -18,6 +19,7 @@ use mxrep_common::shutdown::Shutdown;
 use mxrep_common::tls::TlsFiles;
 use mxrep_proto::v1::admin_server::AdminServer;
 use mxrep_proto::v1::agent_server::AgentServer;
+use mxrep_proto::v1::query_server::QueryServer;
 use roles::{Port, RoleLayer};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,6 +41,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<AgentServer<agent::AgentService>>()
         .await;
+    health_reporter
+        .set_serving::<QueryServer<query::QueryService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mxrep_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -54,6 +59,9 @@ pub async fn serve(
             cluster.clone(),
             dns,
         )))
+        .add_service(QueryServer::new(query::QueryService {
+            cluster: cluster.clone(),
+        }))
         .add_service(AgentServer::new(agent::AgentService::new(
             cluster,
             aggregator,

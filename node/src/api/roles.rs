@@ -69,6 +69,7 @@ pub fn allowed(port: Port, path: &str) -> Option<&'static [Role]> {
             }
             _ => &[Admin],
         },
+        (Port::Api, "mxrep.v1.Query", _) => &[Admin, Reader],
         (Port::Api, "mxrep.v1.Agent", m) => match m {
             "WatchBans" => &[Agent, Reader, Admin],
             _ => &[Agent, Admin],

@@ -139,6 +139,7 @@ mod tests {
                 level: 0,
                 evidence: vec![],
                 action: BanAction::Drop,
+                author: String::new(),
             },
         }
     }

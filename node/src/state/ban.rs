@@ -57,6 +57,10 @@ pub struct Ban {
     /// Drop, or only a temporary refusal.
     #[serde(default)]
     pub action: BanAction,
+    /// Who made it: for a manual ban, the admin's certificate subject ("dev" without TLS);
+    /// empty for automatic ones (their evidence names the rule).
+    #[serde(default)]
+    pub author: String,
 }
 
 impl Ban {

@@ -56,6 +56,7 @@ impl ReputationState {
                     level: 0,
                     evidence: vec![],
                     action: BanAction::Drop,
+                    author: String::new(),
                 };
                 self.bans.insert(prefix, ban.clone());
                 Some(BanChange {

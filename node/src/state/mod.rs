@@ -127,7 +127,17 @@ impl ReputationState {
         match command {
             Command::Audited { actor, command } => {
                 let (action, replaced) = self.describe_change(command);
+                let before = changes.len();
                 self.apply_command(index, command, changes);
+                // A manual ban carries its author, in the set and in the change agents follow.
+                for c in &mut changes[before..] {
+                    if c.ban.source == BanSource::Manual && c.kind != BanChangeKind::Removed {
+                        c.ban.author = actor.clone();
+                        if let Some(b) = self.bans.get_mut(&c.ban.prefix) {
+                            b.author = actor.clone();
+                        }
+                    }
+                }
                 self.record_audit(audit::AuditEntry {
                     at_ms: self.clock_ms,
                     index,

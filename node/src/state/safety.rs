@@ -102,6 +102,7 @@ impl ReputationState {
             level,
             evidence: d.evidence,
             action: d.action,
+            author: String::new(),
         };
         if self.breaker_holds(now, self.is_risky(&key)) {
             if self.observed.len() < MAX_OBSERVED {
@@ -216,6 +217,7 @@ impl ReputationState {
             level: 0,
             evidence: d.evidence,
             action: BanAction::Tempfail,
+            author: String::new(),
         };
         self.bans.insert(d.key, ban.clone());
         Some(BanChange {
