@@ -4,6 +4,15 @@ use crate::bin;
 use serde_json::Value;
 use std::process::{Command, Output};
 
+/// Certificates every `mxrepctl` call presents while a test bed with TLS runs (its admin's).
+static TLS: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Makes every following `mxrepctl` call use the admin certificate in `pki` (None: plaintext).
+/// The test bed sets it for its life; tests hold `serial()` meanwhile.
+pub fn use_tls(pki: Option<std::path::PathBuf>) {
+    *TLS.lock().unwrap_or_else(|p| p.into_inner()) = pki;
+}
+
 /// Runs `mxrepctl --endpoint EP ARGS…`.
 pub fn ctl(endpoint: &str, args: &[&str]) -> Output {
     ctl_in(None, endpoint, args)
@@ -19,6 +28,14 @@ pub fn ctl_in(ns: Option<&str>, endpoint: &str, args: &[&str]) -> Output {
         }
         None => Command::new(bin("mxrepctl")),
     };
+    if let Some(pki) = TLS.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        cmd.arg("--tls-ca")
+            .arg(pki.join("ca.pem"))
+            .arg("--tls-cert")
+            .arg(pki.join("admin.pem"))
+            .arg("--tls-key")
+            .arg(pki.join("admin-key.pem"));
+    }
     cmd.arg("--endpoint")
         .arg(endpoint)
         .args(args)

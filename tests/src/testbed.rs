@@ -28,6 +28,8 @@ pub struct MxHost {
     pub state_dir: PathBuf,
     pub cluster: String,
     pub agent: Option<Daemon>,
+    /// The bed's certificates (the agent presents `agent.pem`).
+    pub pki: PathBuf,
 }
 
 impl MxHost {
@@ -53,6 +55,12 @@ impl MxHost {
             .arg("--state-dir")
             .arg(&self.state_dir)
             .args(["--policy-listen", &format!("127.0.0.1:{POLICY_PORT}")])
+            .arg("--tls-ca")
+            .arg(self.pki.join("ca.pem"))
+            .arg("--tls-cert")
+            .arg(self.pki.join("agent.pem"))
+            .arg("--tls-key")
+            .arg(self.pki.join("agent-key.pem"))
             .env("MXREP_LOG", "info")
             .stdout(Stdio::null())
             .stderr(out)
@@ -116,6 +124,29 @@ impl Testbed {
     pub fn start_with(postfix: bool, node_config: impl Fn(u64) -> String) -> Self {
         let mut lab = Lab::new("t");
         let dir = tempfile::tempdir().unwrap();
+        // mTLS everywhere, as in production: nodes, agents and mxrepctl with their own certificates.
+        let pki = dir.path().join("pki");
+        let sans = [
+            "--san",
+            "192.0.2.11",
+            "--san",
+            "192.0.2.12",
+            "--san",
+            "192.0.2.13",
+        ];
+        let mut args = vec!["certs", "init", pki.to_str().unwrap()];
+        args.extend(sans);
+        let out = crate::ctl("127.0.0.1:1", &args);
+        assert!(
+            out.status.success(),
+            "certs init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crate::ctl::use_tls(Some(pki.clone()));
+        let tls = format!(
+            "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"\n",
+            pki.display()
+        );
         let mut nodes = Vec::new();
         let peers = (1..=3)
             .map(|i| format!("{i}=192.0.2.1{i}:{PEER_PORT}"))
@@ -132,8 +163,7 @@ impl Testbed {
                 &Tuning::default(),
             );
             n.netns = Some(ns);
-            // Plaintext on the bed's private bridge, said out loud (TLS on the bed: issue 12).
-            n.prepend_config(&format!("insecure_plaintext = true\n{}", node_config(i)));
+            n.prepend_config(&format!("{tls}{}", node_config(i)));
             n.start();
             nodes.push(n);
         }
@@ -195,6 +225,7 @@ impl Testbed {
                 state_dir: dir.path().join(format!("agent-mx{i}")),
                 cluster,
                 agent: None,
+                pki: pki.clone(),
             });
         }
         let bed = Self {
@@ -305,6 +336,7 @@ pub fn swaks_at(ns: &str, src: &str, server: &str, rcpt: &str) -> bool {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
+        crate::ctl::use_tls(None);
         if std::thread::panicking() {
             for m in &self.mx {
                 let log = m.agent_log();
