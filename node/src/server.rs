@@ -28,7 +28,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// How long a stopping node waits for open connections to finish before cutting them.
 pub const DRAIN: Duration = Duration::from_secs(3);
@@ -125,7 +124,7 @@ pub async fn run(
         None => tokio::spawn(async move {
             peer_router
                 .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(peer_listener),
+                    crate::tls_accept::plaintext(peer_listener),
                     peer_stop.wait(),
                 )
                 .await

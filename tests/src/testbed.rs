@@ -28,8 +28,8 @@ pub struct MxHost {
     pub state_dir: PathBuf,
     pub cluster: String,
     pub agent: Option<Daemon>,
-    /// The bed's certificates (the agent presents `agent.pem`).
-    pub pki: PathBuf,
+    /// The bed's certificates (the agent presents `agent.pem`); None: plaintext.
+    pub pki: Option<PathBuf>,
 }
 
 impl MxHost {
@@ -55,12 +55,16 @@ impl MxHost {
             .arg("--state-dir")
             .arg(&self.state_dir)
             .args(["--policy-listen", &format!("127.0.0.1:{POLICY_PORT}")])
-            .arg("--tls-ca")
-            .arg(self.pki.join("ca.pem"))
-            .arg("--tls-cert")
-            .arg(self.pki.join("agent.pem"))
-            .arg("--tls-key")
-            .arg(self.pki.join("agent-key.pem"))
+            .args(self.pki.iter().flat_map(|pki| {
+                [
+                    "--tls-ca".into(),
+                    pki.join("ca.pem"),
+                    "--tls-cert".into(),
+                    pki.join("agent.pem"),
+                    "--tls-key".into(),
+                    pki.join("agent-key.pem"),
+                ]
+            }))
             .env("MXREP_LOG", "info")
             .stdout(Stdio::null())
             .stderr(out)
@@ -122,31 +126,41 @@ impl Testbed {
 
     /// As [`Testbed::start`], with `node_config(id)` at the head of each node's config file.
     pub fn start_with(postfix: bool, node_config: impl Fn(u64) -> String) -> Self {
+        Self::start_opts(postfix, true, node_config)
+    }
+
+    /// The bed with mTLS (`tls`, as in production) or plaintext (to measure what TLS costs).
+    pub fn start_opts(postfix: bool, tls: bool, node_config: impl Fn(u64) -> String) -> Self {
         let mut lab = Lab::new("t");
         let dir = tempfile::tempdir().unwrap();
         // mTLS everywhere, as in production: nodes, agents and mxrepctl with their own certificates.
-        let pki = dir.path().join("pki");
-        let sans = [
-            "--san",
-            "192.0.2.11",
-            "--san",
-            "192.0.2.12",
-            "--san",
-            "192.0.2.13",
-        ];
-        let mut args = vec!["certs", "init", pki.to_str().unwrap()];
-        args.extend(sans);
-        let out = crate::ctl("127.0.0.1:1", &args);
-        assert!(
-            out.status.success(),
-            "certs init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        crate::ctl::use_tls(Some(pki.clone()));
-        let tls = format!(
-            "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"\n",
-            pki.display()
-        );
+        let pki = tls.then(|| dir.path().join("pki"));
+        let tls = match &pki {
+            Some(pki) => {
+                let sans = [
+                    "--san",
+                    "192.0.2.11",
+                    "--san",
+                    "192.0.2.12",
+                    "--san",
+                    "192.0.2.13",
+                ];
+                let mut args = vec!["certs", "init", pki.to_str().unwrap()];
+                args.extend(sans);
+                let out = crate::ctl("127.0.0.1:1", &args);
+                assert!(
+                    out.status.success(),
+                    "certs init: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                format!(
+                    "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"\n",
+                    pki.display()
+                )
+            }
+            None => "insecure_plaintext = true\n".into(),
+        };
+        crate::ctl::use_tls(pki.clone());
         let mut nodes = Vec::new();
         let peers = (1..=3)
             .map(|i| format!("{i}=192.0.2.1{i}:{PEER_PORT}"))

@@ -151,6 +151,24 @@ fn roles_from_certificates_and_refusals_at_the_handshake() {
         let first = stream.message().await.unwrap().unwrap();
         assert!(matches!(first.update, Some(pb::ban_update::Update::Snapshot(ref s)) if s.bans.len() == 1), "{first:?}");
     });
+    // Health checking is open to any authenticated client, an agent included.
+    rt.block_on(async {
+        let ch = Endpoint::from_shared(format!("https://{api}"))
+            .unwrap()
+            .tls_config(tls().identity(id("agent")))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let health = tonic_health::pb::health_client::HealthClient::new(ch)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(health.status, 1, "SERVING");
+    });
     // No certificate: refused at the handshake.
     let e = connect(&rt, &api, tls()).unwrap_err();
     assert!(

@@ -23,7 +23,6 @@ use mxrep_proto::v1::query_server::QueryServer;
 use roles::{Port, RoleLayer};
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Serves the API on `listener` until `shutdown` fires; the streams to agents end with it.
 pub async fn serve(
@@ -75,7 +74,7 @@ pub async fn serve(
                 .await?
         }
         None => {
-            let incoming = TcpListenerStream::new(listener);
+            let incoming = crate::tls_accept::plaintext(listener);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown.wait())
                 .await?

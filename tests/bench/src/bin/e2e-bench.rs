@@ -110,16 +110,58 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// What one bed measured: idle propagation times, ingest rate, propagation times under load.
+struct Measured {
+    idle: Vec<f64>,
+    ingest: f64,
+    loaded: Vec<f64>,
+}
+
 fn main() {
     if !e2e_available("e2e-bench") {
         std::process::exit(1);
     }
     let Opts { bans, load_lines } = clap::Parser::parse();
+    // The same measures on a plaintext bed and on the mTLS bed, alternating twice: propagation
+    // times pooled over both rounds of a kind, ingest the mean of its two rounds.
+    let mut all: [Vec<Measured>; 2] = [vec![], vec![]];
+    for round in 0..2 {
+        for with_tls in [false, true] {
+            let kind = if with_tls { "mutual TLS" } else { "plaintext" };
+            println!("--- round {}: {kind} ---", round + 1);
+            let bed = Testbed::start_opts(false, with_tls, |_| String::new());
+            all[with_tls as usize].push(measure(&bed, bans, load_lines));
+        }
+    }
+    let pooled = |ms: &[Measured], f: fn(&Measured) -> &Vec<f64>, p: f64| {
+        let mut v: Vec<f64> = ms.iter().flat_map(|m| f(m).iter().copied()).collect();
+        pct(&mut v, p)
+    };
+    let ingest = |ms: &[Measured]| ms.iter().map(|m| m.ingest).sum::<f64>() / ms.len() as f64;
+    let (plain, tls) = (&all[0], &all[1]);
+    let (p99_plain, p99_tls) = (
+        pooled(plain, |m| &m.idle, 0.99),
+        pooled(tls, |m| &m.idle, 0.99),
+    );
+    println!(
+        "TLS beside plaintext (2 rounds each): propagation p50 {:.0} vs {:.0} ms, p99 {p99_tls:.0} vs {p99_plain:.0} ms ({:+.0} %), under load p99 {:.0} vs {:.0} ms; ingest {:.0} vs {:.0} connections/s ({:.2}×)",
+        pooled(tls, |m| &m.idle, 0.5),
+        pooled(plain, |m| &m.idle, 0.5),
+        (p99_tls / p99_plain - 1.0) * 100.0,
+        pooled(tls, |m| &m.loaded, 0.99),
+        pooled(plain, |m| &m.loaded, 0.99),
+        ingest(tls),
+        ingest(plain),
+        ingest(tls) / ingest(plain)
+    );
     let mut bed = Testbed::start(false);
+    failover(&mut bed);
+}
 
+fn measure(bed: &Testbed, bans: usize, load_lines: usize) -> Measured {
     // 1. Propagation, idle cluster.
     let mut idle: Vec<f64> = (0..bans)
-        .map(|k| one_ban(&bed, &format!("198.18.{}.1", k + 1), k % 3).as_secs_f64() * 1000.0)
+        .map(|k| one_ban(bed, &format!("198.18.{}.1", k + 1), k % 3).as_secs_f64() * 1000.0)
         .collect();
     let (p50, p99) = (pct(&mut idle, 0.5), pct(&mut idle, 0.99));
     println!(
@@ -169,7 +211,7 @@ fn main() {
         })
         .collect();
     let mut loaded: Vec<f64> = (0..20)
-        .map(|k| one_ban(&bed, &format!("198.18.{}.2", 100 + k), k % 3).as_secs_f64() * 1000.0)
+        .map(|k| one_ban(bed, &format!("198.18.{}.2", 100 + k), k % 3).as_secs_f64() * 1000.0)
         .collect();
     for w in writers {
         w.join().unwrap();
@@ -194,7 +236,7 @@ fn main() {
     wait_until(
         Duration::from_secs(600),
         "the cluster to count every load event",
-        || (counted(&bed)? >= total).then_some(()),
+        || (counted(bed)? >= total).then_some(()),
     );
     let took = start.elapsed().as_secs_f64();
     println!("ingest: {total} delivering connections (3 log lines each) from 3 agents reading logs written at full speed, all counted in {took:.1} s = {:.0} connections/s", total as f64 / took);
@@ -203,14 +245,21 @@ fn main() {
         pct(&mut loaded, 0.5),
         pct(&mut loaded, 0.99)
     );
+    Measured {
+        idle,
+        ingest: total as f64 / took,
+        loaded,
+    }
+}
 
+fn failover(bed: &mut Testbed) {
     // 3. Failover.
     let mut fo = Vec::new();
     for round in 0..3 {
         let leader = bed.wait_for_leader();
         bed.nodes[leader as usize - 1].kill();
         let killed = Instant::now();
-        let d = one_ban(&bed, &format!("198.18.{}.3", 200 + round), round % 3);
+        let d = one_ban(bed, &format!("198.18.{}.3", 200 + round), round % 3);
         let total = killed.elapsed().max(d);
         fo.push(total.as_secs_f64() * 1000.0);
         println!("  failover round {}: leader node {leader} killed, new ban enforced on all MX hosts after {:.0} ms", round + 1, fo[round]);
