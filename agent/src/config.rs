@@ -40,15 +40,8 @@ pub struct RunArgs {
     /// default), `UTC`, an offset like `+02:00`, or a name like `Europe/Berlin`.
     #[arg(long, default_value = "local", value_parser = |s: &str| s.parse::<LogTimezone>())]
     pub log_timezone: LogTimezone,
-    /// The cluster's CA certificate (PEM); with --tls-cert and --tls-key, talk mTLS to the nodes.
-    #[arg(long)]
-    pub tls_ca: Option<PathBuf>,
-    /// This agent's certificate (PEM; Subject O=mxrep:agent).
-    #[arg(long)]
-    pub tls_cert: Option<PathBuf>,
-    /// This agent's private key (PEM).
-    #[arg(long)]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: mxrep_common::tls::TlsArgs,
 }
 
 /// A validated agent configuration.
@@ -103,11 +96,7 @@ impl RunArgs {
         if self.ports.is_empty() || self.ports.contains(&0) {
             bail!("--ports needs one or more ports between 1 and 65535");
         }
-        let tls =
-            mxrep_common::tls::TlsFiles::from_parts(self.tls_ca, self.tls_cert, self.tls_key)?;
-        if let Some(files) = &tls {
-            files.check()?;
-        }
+        let tls = self.tls.files_or(Default::default())?;
         Ok(AgentConfig {
             tls,
             cluster,

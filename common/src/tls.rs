@@ -73,6 +73,37 @@ impl TlsFiles {
     }
 }
 
+/// The three flags every mxrep binary takes (`#[command(flatten)]`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// The CA certificate that signs every mxrep certificate (PEM); with --tls-cert and
+    /// --tls-key, connections are mutual TLS.
+    #[arg(long, global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// This process's certificate (PEM; its Subject O names its role, e.g. mxrep:agent).
+    #[arg(long, global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// This process's private key (PEM).
+    #[arg(long, global = true)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The files, checked (all three or none, readable PEM), with `fallback` (a config file's
+    /// keys) for each flag not given.
+    pub fn files_or(self, fallback: TlsArgs) -> anyhow::Result<Option<TlsFiles>> {
+        let files = TlsFiles::from_parts(
+            self.tls_ca.or(fallback.tls_ca),
+            self.tls_cert.or(fallback.tls_cert),
+            self.tls_key.or(fallback.tls_key),
+        )?;
+        if let Some(f) = &files {
+            f.check()?;
+        }
+        Ok(files)
+    }
+}
+
 static CLIENT: RwLock<Option<TlsFiles>> = RwLock::new(None);
 
 /// Makes every connection this process opens (through [`crate::endpoint`]) use mTLS with `files`.

@@ -52,16 +52,8 @@ pub struct NodeArgs {
     /// The DNSBL zone's name (default: bl.mxrep.invalid).
     #[arg(long)]
     pub dnsbl_zone: Option<String>,
-    /// The CA that signs every mxrep certificate (PEM); with --tls-cert and --tls-key, both
-    /// ports require a client certificate from it, and the role it names.
-    #[arg(long)]
-    pub tls_ca: Option<PathBuf>,
-    /// This node's certificate (PEM; Subject O=mxrep:node, SANs for its addresses).
-    #[arg(long)]
-    pub tls_cert: Option<PathBuf>,
-    /// This node's private key (PEM).
-    #[arg(long)]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: mxrep_common::tls::TlsArgs,
     /// Serve plaintext on a non-loopback address anyway (anyone who reaches the port can ban).
     #[arg(long)]
     pub insecure_plaintext: bool,
@@ -256,27 +248,23 @@ impl NodeConfig {
         if !peers.is_empty() && !peers.contains_key(&id) {
             bail!("--peers does not list this node's own id {id}");
         }
-        let tls = TlsFiles::from_parts(
-            args.tls_ca.or(file.tls_ca),
-            args.tls_cert.or(file.tls_cert),
-            args.tls_key.or(file.tls_key),
-        )?;
-        match &tls {
-            Some(files) => files.check()?,
-            None => {
-                let open = [api_listen, peer_listen]
-                    .into_iter()
-                    .find(|a| !a.ip().is_loopback());
-                match open {
-                    Some(a) if !(args.insecure_plaintext || file.insecure_plaintext) => bail!(
-                        "refusing to serve plaintext on {a}: anyone who reaches it could ban and unban; give --tls-ca, --tls-cert and --tls-key (see `mxrepctl certs init`), or --insecure-plaintext"
-                    ),
-                    Some(a) => tracing::warn!(
-                        "serving PLAINTEXT on {a} (--insecure-plaintext): anyone who reaches the port can ban, unban and join Raft"
-                    ),
-                    None => {}
-                }
-            }
+        let tls = args.tls.files_or(mxrep_common::tls::TlsArgs {
+            tls_ca: file.tls_ca,
+            tls_cert: file.tls_cert,
+            tls_key: file.tls_key,
+        })?;
+        let open = [api_listen, peer_listen]
+            .into_iter()
+            .find(|a| !a.ip().is_loopback())
+            .filter(|_| tls.is_none());
+        match open {
+            Some(a) if !(args.insecure_plaintext || file.insecure_plaintext) => bail!(
+                "refusing to serve plaintext on {a}: anyone who reaches it could ban and unban; give --tls-ca, --tls-cert and --tls-key (see `mxrepctl certs init`), or --insecure-plaintext"
+            ),
+            Some(a) => tracing::warn!(
+                "serving PLAINTEXT on {a} (--insecure-plaintext): anyone who reaches the port can ban, unban and join Raft"
+            ),
+            None => {}
         }
         Ok(Self {
             tls,

@@ -13,6 +13,54 @@ pub fn use_tls(pki: Option<std::path::PathBuf>) {
     *TLS.lock().unwrap_or_else(|p| p.into_inner()) = pki;
 }
 
+/// `mxrepctl policy set` of the document `toml` (written to a file in `dir`); panics with
+/// mxrepctl's words if the cluster refuses it.
+pub fn set_policy(endpoint: &str, dir: &std::path::Path, toml: &str) {
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, toml).expect("write the policy file");
+    let out = ctl(
+        endpoint,
+        &["policy", "set", file.to_str().expect("a UTF-8 path")],
+    );
+    assert!(
+        out.status.success(),
+        "policy set: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `mxrepctl certs init DIR/pki --san …` (offline); returns DIR/pki.
+pub fn certs_init(dir: &std::path::Path, sans: &[&str]) -> std::path::PathBuf {
+    let pki = dir.join("pki");
+    let mut args = vec!["certs", "init", pki.to_str().expect("a UTF-8 path")];
+    for s in sans {
+        args.extend(["--san", s]);
+    }
+    let out = ctl("127.0.0.1:1", &args);
+    assert!(
+        out.status.success(),
+        "certs init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pki
+}
+
+/// Runs `mxrepctl` with the certificate `kind` (admin, reader, agent) from `pki`.
+pub fn ctl_as(endpoint: &str, pki: &std::path::Path, kind: &str, args: &[&str]) -> Output {
+    let f = |n: String| pki.join(n).display().to_string();
+    let mut all = vec![
+        "--tls-ca".to_string(),
+        f("ca.pem".into()),
+        "--tls-cert".into(),
+        f(format!("{kind}.pem")),
+        "--tls-key".into(),
+        f(format!("{kind}-key.pem")),
+    ];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    ctl(endpoint, &refs)
+}
+
 /// Runs `mxrepctl --endpoint EP ARGS…`.
 pub fn ctl(endpoint: &str, args: &[&str]) -> Output {
     ctl_in(None, endpoint, args)

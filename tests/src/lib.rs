@@ -13,6 +13,7 @@
 //! - [`dns`]: rbldnsd serving list zones, and `dig`;
 //! - [`events`]: connection verdicts and batches sent straight to a node's `Agent` service;
 //! - [`netns`]: network namespaces, veth links, TCP reachability, daemons started by tests;
+//! - [`policy`]: the agent's policy service driven one RCPT request at a time;
 //! - [`postfix`]: one real Postfix instance in a namespace;
 //! - [`testbed`]: three nodes, three MX hosts with Postfix and agents, spammer and sender hosts;
 //! - [`mix`]: the realistic traffic mix of spammers and legitimate senders, as Postfix logs it.
@@ -25,6 +26,7 @@ pub mod events;
 pub mod mix;
 pub mod netns;
 pub mod node_proc;
+pub mod policy;
 pub mod postfix;
 pub mod testbed;
 

@@ -70,6 +70,26 @@ impl NodeProc {
         node
     }
 
+    /// A one-node cluster under `root` serving mTLS with the node certificate from `pki` (made
+    /// by `mxrepctl certs init`), started and leading (asked with the admin certificate).
+    pub fn single_tls(root: &Path, pki: &Path) -> Self {
+        let mut node = Self::new(root, 1, None, &Tuning::default());
+        node.peers = Some(format!("1={}", node.peer));
+        node.prepend_config(&tls_config(pki));
+        node.start();
+        let api = node.api.clone();
+        crate::wait_until(
+            Duration::from_secs(30),
+            "the node to lead, asked over mTLS",
+            || {
+                let out = crate::ctl::ctl_as(&api, pki, "admin", &["--json", "status"]);
+                let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+                v["leader_id"].as_u64()
+            },
+        );
+        node
+    }
+
     /// Puts `extra` (top-level config keys) at the head of the node's config file.
     pub fn prepend_config(&self, extra: &str) {
         let cfg = std::fs::read_to_string(&self.config).expect("read node config");
@@ -188,4 +208,12 @@ impl Drop for NodeProc {
         }
         self.kill();
     }
+}
+
+/// The config keys that make a node serve mTLS with the node certificate in `pki`.
+pub fn tls_config(pki: &Path) -> String {
+    format!(
+        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"\n",
+        pki.display()
+    )
 }

@@ -134,32 +134,12 @@ impl Testbed {
         let mut lab = Lab::new("t");
         let dir = tempfile::tempdir().unwrap();
         // mTLS everywhere, as in production: nodes, agents and mxrepctl with their own certificates.
-        let pki = tls.then(|| dir.path().join("pki"));
-        let tls = match &pki {
-            Some(pki) => {
-                let sans = [
-                    "--san",
-                    "192.0.2.11",
-                    "--san",
-                    "192.0.2.12",
-                    "--san",
-                    "192.0.2.13",
-                ];
-                let mut args = vec!["certs", "init", pki.to_str().unwrap()];
-                args.extend(sans);
-                let out = crate::ctl("127.0.0.1:1", &args);
-                assert!(
-                    out.status.success(),
-                    "certs init: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                format!(
-                    "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"\n",
-                    pki.display()
-                )
-            }
-            None => "insecure_plaintext = true\n".into(),
-        };
+        let sans = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
+        let pki = tls.then(|| crate::ctl::certs_init(dir.path(), &sans));
+        let tls = pki.as_deref().map_or_else(
+            || "insecure_plaintext = true\n".to_string(),
+            crate::node_proc::tls_config,
+        );
         crate::ctl::use_tls(pki.clone());
         let mut nodes = Vec::new();
         let peers = (1..=3)

@@ -4,9 +4,6 @@
 //! reason; the broken list causes no ban and is reported failing by `mxrepctl status`; the
 //! allowlisted client is not greylisted; lookups stop when a list's daily budget is spent.
 
-use mxrep_agent::enforce::view::BanView;
-use mxrep_agent::sources::greylist::GreylistClient;
-use mxrep_agent::sources::policy_server::PolicyService;
 use mxrep_proto::v1 as pb;
 use mxrep_tests::dns::Dataset;
 use mxrep_tests::events::{now_ms, send_blocking, verdict};
@@ -79,17 +76,10 @@ fn listed_clients_are_banned_broken_lists_never_ban_and_allowlisted_ones_are_not
     let _dns = rbldnsd(&zones, port);
     let node = one_node(dir.path(), &format!("dns_resolver = \"127.0.0.1:{port}\""));
     let api = node.api.clone();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(
-        &policy,
+    mxrep_tests::ctl::set_policy(
+        &api,
+        dir.path(),
         "[dnsbl]\nsites = [\"bl.test=127.0.0.[2..11]*3\", \"broken.test*3\", \"wl.test=127.0.[0..255].[2..3]*-2\"]\nthreshold = 3\ndaily_budget = 6\n[greylist]\nenabled = true\n",
-    )
-    .unwrap();
-    let out = ctl(&api, &["policy", "set", policy.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     // The leader probes the lists as soon as they appear: the wildcard list is out of scoring.
     let broken = wait_until(LIMIT, "broken.test reported failing", || {
@@ -135,25 +125,8 @@ fn listed_clients_are_banned_broken_lists_never_ban_and_allowlisted_ones_are_not
             .as_u64()?;
         (q >= 3).then_some(())
     });
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let _in_runtime = rt.enter();
-    let svc = PolicyService {
-        view: BanView::default(),
-        uplink: None,
-        greylist: Some(GreylistClient::start(vec![api.clone()], "mx1".into())),
-    };
-    let ask = |client: &str| {
-        let attrs = [
-            ("protocol_state", "RCPT"),
-            ("client_address", client),
-            ("sender", "a@b.test"),
-            ("recipient", "c@mx.test"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        rt.block_on(svc.answer(&attrs))
-    };
+    let service = mxrep_tests::policy::PolicyClient::greylisting(&api, "mx1");
+    let ask = |client: &str| service.rcpt(client);
     let vouched = wait_until(LIMIT, "the DNSWL client let through", || {
         let a = ask("198.51.100.7");
         (a == "DUNNO").then_some(a)

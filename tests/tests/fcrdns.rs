@@ -3,9 +3,6 @@
 //! at it gets that name — and with it the hostname allowlist (no greylisting) — a forged PTR
 //! (the name points elsewhere) and a client without PTR get none. `mxrepctl ip show` says which.
 
-use mxrep_agent::enforce::view::BanView;
-use mxrep_agent::sources::greylist::GreylistClient;
-use mxrep_agent::sources::policy_server::PolicyService;
 use mxrep_proto::v1 as pb;
 use mxrep_tests::events::{now_ms, send_blocking, verdict};
 use mxrep_tests::netns::{tool_available, Daemon};
@@ -53,17 +50,10 @@ fn the_cluster_verifies_client_names_once_and_the_hostname_allowlist_uses_them()
     let node =
         NodeProc::single_leading(dir.path(), &format!("dns_resolver = \"127.0.0.1:{port}\""));
     let api = node.api.clone();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(
-        &policy,
+    mxrep_tests::ctl::set_policy(
+        &api,
+        dir.path(),
         "[dnsbl]\nverify_client_names = true\n[safety]\nallow_client_names = [\"example.org\"]\n[greylist]\nenabled = true\n",
-    )
-    .unwrap();
-    let out = ctl(&api, &["policy", "set", policy.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 
     let clients = ["198.51.100.20", "2001:db8::25", "192.0.2.66", "203.0.113.1"];
@@ -110,26 +100,8 @@ fn the_cluster_verifies_client_names_once_and_the_hostname_allowlist_uses_them()
     assert!(text.contains("verified name mail.example.org"), "{text}");
 
     // Postfix says "unknown" (no policy service saw a name), the cluster knows better.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let _in_runtime = rt.enter();
-    let svc = PolicyService {
-        view: BanView::default(),
-        uplink: None,
-        greylist: Some(GreylistClient::start(vec![api.clone()], "mx1".into())),
-    };
-    let ask = |client: &str| {
-        let attrs = [
-            ("protocol_state", "RCPT"),
-            ("client_address", client),
-            ("client_name", "unknown"),
-            ("sender", "a@b.test"),
-            ("recipient", "c@mx.test"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        rt.block_on(svc.answer(&attrs))
-    };
+    let service = mxrep_tests::policy::PolicyClient::greylisting(&api, "mx1");
+    let ask = |client: &str| service.rcpt(client);
     assert_eq!(
         ask("198.51.100.20"),
         "DUNNO",

@@ -3,13 +3,12 @@
 //! filters page by page and follows the ban list while an admin bans; what it saw is checked
 //! against mxrepctl. Python with grpcio and grpcio-tools comes from `.ci/run` (`MXREP_PYTHON`).
 
+use mxrep_tests::ctl::ctl_as;
 use mxrep_tests::*;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(30);
 
 fn python() -> Option<String> {
     let py = std::env::var("MXREP_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -28,25 +27,6 @@ fn python() -> Option<String> {
     None
 }
 
-fn tls_args(pki: &Path, kind: &str) -> Vec<String> {
-    let f = |n: &str| pki.join(n).display().to_string();
-    vec![
-        "--tls-ca".into(),
-        f("ca.pem"),
-        "--tls-cert".into(),
-        f(&format!("{kind}.pem")),
-        "--tls-key".into(),
-        f(&format!("{kind}-key.pem")),
-    ]
-}
-
-fn ctl_tls(api: &str, pki: &Path, kind: &str, args: &[&str]) -> std::process::Output {
-    let mut all = tls_args(pki, kind);
-    all.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    ctl(api, &refs)
-}
-
 #[test]
 fn a_python_soc_client_with_a_reader_certificate() {
     let Some(py) = python() else {
@@ -54,27 +34,11 @@ fn a_python_soc_client_with_a_reader_certificate() {
     };
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    assert!(
-        ctl("127.0.0.1:1", &["certs", "init", pki.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    node.prepend_config(&format!(
-        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"",
-        pki.display()
-    ));
-    node.start();
+    let pki = mxrep_tests::ctl::certs_init(dir.path(), &[]);
+    let node = NodeProc::single_tls(dir.path(), &pki);
     let api = node.api.clone();
-    wait_until(LIMIT, "the node to lead", || {
-        let out = ctl_tls(&api, &pki, "reader", &["--json", "status"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["leader_id"].as_u64()
-    });
     for p in ["203.0.113.5", "203.0.113.6", "203.0.113.7", "198.51.100.9"] {
-        let out = ctl_tls(
+        let out = ctl_as(
             &api,
             &pki,
             "admin",
@@ -124,7 +88,7 @@ fn a_python_soc_client_with_a_reader_certificate() {
             reader.join().unwrap()
         );
     }
-    let out = ctl_tls(
+    let out = ctl_as(
         &api,
         &pki,
         "admin",
@@ -149,7 +113,7 @@ fn a_python_soc_client_with_a_reader_certificate() {
     assert_eq!(lookup.len(), 4);
     for r in &lookup[..3] {
         let q = r["query"].as_str().unwrap();
-        let out = ctl_tls(&api, &pki, "reader", &["--json", "ip", "show", q]);
+        let out = ctl_as(&api, &pki, "reader", &["--json", "ip", "show", q]);
         let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let covering: Vec<&str> = ours["covering_bans"]
             .as_array()
@@ -203,7 +167,7 @@ fn a_python_soc_client_with_a_reader_certificate() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(snapshot.len(), 4, "{seen}");
-    let list = ctl_tls(&api, &pki, "reader", &["bans", "list"]);
+    let list = ctl_as(&api, &pki, "reader", &["bans", "list"]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(snapshot.iter().all(|p| text.contains(p)), "{text}");
     let change = &seen["changes"][0];

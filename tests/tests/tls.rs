@@ -14,25 +14,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// mxrepctl flags for the certificate `kind` in `dir`.
-fn as_(dir: &Path, kind: &str) -> Vec<String> {
-    let f = |n: String| dir.join(n).display().to_string();
-    vec![
-        "--tls-ca".into(),
-        f("ca.pem".into()),
-        "--tls-cert".into(),
-        f(format!("{kind}.pem")),
-        "--tls-key".into(),
-        f(format!("{kind}-key.pem")),
-    ]
-}
-
-fn ctl_as(api: &str, dir: &Path, kind: &str, args: &[&str]) -> std::process::Output {
-    let mut all: Vec<String> = as_(dir, kind);
-    all.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    ctl(api, &refs)
-}
+use mxrep_tests::ctl::ctl_as;
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap()
@@ -72,19 +54,8 @@ fn roles_from_certificates_and_refusals_at_the_handshake() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    node.prepend_config(&format!(
-        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"",
-        pki.display()
-    ));
-    node.start();
+    let node = NodeProc::single_tls(dir.path(), &pki);
     let api = node.api.clone();
-    wait_until(LIMIT, "the node to lead, asked over mTLS", || {
-        let out = ctl_as(&api, &pki, "admin", &["--json", "status"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["leader_id"].as_u64()
-    });
 
     // Admin: everything.
     let out = ctl_as(
@@ -230,16 +201,8 @@ fn plaintext_on_a_non_loopback_address_needs_saying_so() {
 fn a_three_node_cluster_runs_raft_over_mtls() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    assert!(
-        ctl("127.0.0.1:1", &["certs", "init", pki.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let tls = format!(
-        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"",
-        pki.display()
-    );
+    let pki = mxrep_tests::ctl::certs_init(dir.path(), &[]);
+    let tls = mxrep_tests::node_proc::tls_config(&pki);
     let c = TestCluster::start_with(3, Tuning::default(), |_| tls.clone());
     let leader_of = |id: u64| {
         let out = ctl_as(&c.node(id).api, &pki, "reader", &["--json", "status"]);
@@ -319,25 +282,9 @@ fn a_three_node_cluster_runs_raft_over_mtls() {
 fn a_renewed_certificate_is_used_by_new_connections_without_a_restart() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    assert!(
-        ctl("127.0.0.1:1", &["certs", "init", pki.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    node.prepend_config(&format!(
-        "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"",
-        pki.display()
-    ));
-    node.start();
+    let pki = mxrep_tests::ctl::certs_init(dir.path(), &[]);
+    let node = NodeProc::single_tls(dir.path(), &pki);
     let api = node.api.clone();
-    wait_until(LIMIT, "the node to lead, asked over mTLS", || {
-        let out = ctl_as(&api, &pki, "admin", &["--json", "status"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["leader_id"].as_u64()
-    });
     let pid = node.pid();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let admin = Identity::from_pem(read(&pki, "admin.pem"), read(&pki, "admin-key.pem"));

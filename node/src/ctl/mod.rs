@@ -37,15 +37,8 @@ pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The cluster's CA certificate (PEM); with --tls-cert and --tls-key, connect with mTLS.
-    #[arg(long, global = true)]
-    pub tls_ca: Option<std::path::PathBuf>,
-    /// Your certificate (PEM; its Subject O names your role: mxrep:admin or mxrep:reader).
-    #[arg(long, global = true)]
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// Your private key (PEM).
-    #[arg(long, global = true)]
-    pub tls_key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub tls: mxrep_common::tls::TlsArgs,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -155,14 +148,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         CtlCommand::Certs { command } => return certs::run(&out, command),
         command => Cli { command, ..cli },
     };
-    let tls = mxrep_common::tls::TlsFiles::from_parts(
-        cli.tls_ca.clone(),
-        cli.tls_cert.clone(),
-        cli.tls_key.clone(),
-    )?;
-    if let Some(files) = &tls {
-        files.check()?;
-    }
+    let tls = cli.tls.clone().files_or(Default::default())?;
     mxrep_common::tls::use_for_clients(tls);
     let mut client = connect(&cli.endpoint).await?;
     let res = match cli.command {

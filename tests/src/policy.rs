@@ -1,0 +1,42 @@
+//! The agent's policy service as tests drive it: greylisting backed by a node, one RCPT request at
+//! a time, answered as Postfix would be.
+
+use mxrep_agent::enforce::view::BanView;
+use mxrep_agent::sources::greylist::GreylistClient;
+use mxrep_agent::sources::policy_server::PolicyService;
+
+/// A policy service with greylisting against the node at `api`, on a runtime of its own.
+pub struct PolicyClient {
+    rt: tokio::runtime::Runtime,
+    svc: PolicyService,
+}
+
+impl PolicyClient {
+    pub fn greylisting(api: &str, mx_host: &str) -> Self {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let svc = {
+            let _in_runtime = rt.enter();
+            PolicyService {
+                view: BanView::default(),
+                uplink: None,
+                greylist: Some(GreylistClient::start(vec![api.to_string()], mx_host.into())),
+            }
+        };
+        Self { rt, svc }
+    }
+
+    /// The answer to one RCPT request from `client` (Postfix's client_name "unknown").
+    pub fn rcpt(&self, client: &str) -> String {
+        let attrs = [
+            ("protocol_state", "RCPT"),
+            ("client_address", client),
+            ("client_name", "unknown"),
+            ("sender", "a@b.test"),
+            ("recipient", "c@mx.test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        self.rt.block_on(self.svc.answer(&attrs))
+    }
+}
