@@ -47,13 +47,7 @@ fn connect(
 fn roles_from_certificates_and_refusals_at_the_handshake() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let out = ctl("127.0.0.1:1", &["certs", "init", pki.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let pki = mxrep_tests::ctl::certs_init(dir.path(), &[]);
     let node = NodeProc::single_tls(dir.path(), &pki);
     let api = node.api.clone();
 
