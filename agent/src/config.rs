@@ -40,6 +40,12 @@ pub struct RunArgs {
     /// default), `UTC`, an offset like `+02:00`, or a name like `Europe/Berlin`.
     #[arg(long, default_value = "local", value_parser = |s: &str| s.parse::<LogTimezone>())]
     pub log_timezone: LogTimezone,
+    /// Serve metrics for Prometheus at http://HOST:PORT/metrics (off unless given).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Log lines as `text` (default) or `json` (one object per line).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: mxrep_common::telemetry::LogFormat,
     #[command(flatten)]
     pub tls: mxrep_common::tls::TlsArgs,
 }
@@ -59,6 +65,9 @@ pub struct AgentConfig {
     pub log_timezone: LogTimezone,
     /// mTLS to the nodes (None: plaintext).
     pub tls: Option<mxrep_common::tls::TlsFiles>,
+    /// Where `/metrics` is served (None: not served).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    pub log_format: mxrep_common::telemetry::LogFormat,
 }
 
 impl RunArgs {
@@ -109,6 +118,8 @@ impl RunArgs {
             dry_run: self.dry_run,
             local_rate: self.local_rate,
             log_timezone: self.log_timezone,
+            metrics_listen: self.metrics_listen,
+            log_format: self.log_format,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`uplink`]: verdicts to the cluster in acknowledged batches, exactly once across failover;
 //! - [`enforce`]: the ban list into nftables: the stream, its pure translation, the kernel
 //!   (nft and netlink), the table guard, the agent's ban view;
+//! - [`metrics`]: what the agent counts and measures, for Prometheus and OTLP;
 //! - [`state_dir`]: log positions and the ban-list version kept across restarts;
 //! - [`config`]: the command line, validated; [`run`]: the running agent wired together;
 //! - [`check_log`]: the `check-log` subcommand, the operator's way to test a log format.
@@ -19,6 +20,7 @@
 pub mod check_log;
 pub mod config;
 pub mod enforce;
+pub mod metrics;
 pub mod run;
 pub mod sources;
 pub mod state_dir;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use mxrep_agent::check_log;
 use mxrep_agent::config::RunArgs;
 use mxrep_agent::sources::timezone::LogTimezone;
+use mxrep_common::telemetry::{Options, Telemetry};
 use std::io::BufReader;
 use std::path::PathBuf;
 
@@ -58,10 +59,20 @@ fn main() {
             }
         }
         None => {
-            mxrep_common::logging::init("info");
             let cfg = cli.run.resolve().unwrap_or_else(|e| fail(format!("{e:#}")));
             let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(e));
-            if let Err(e) = rt.block_on(mxrep_agent::run::run(cfg)) {
+            let result = rt.block_on(async {
+                let telemetry = Telemetry::init(Options {
+                    service: "mxrep-agent",
+                    default_filter: "info",
+                    log_format: cfg.log_format,
+                    prometheus: cfg.metrics_listen.is_some(),
+                })?;
+                let result = mxrep_agent::run::run(cfg, telemetry.registry()).await;
+                telemetry.shutdown();
+                result
+            });
+            if let Err(e) = result {
                 fail(format!("{e:#}"));
             }
         }

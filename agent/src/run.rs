@@ -12,11 +12,14 @@ use crate::sources::policy_server::PolicyService;
 use crate::state_dir::StateDir;
 use crate::uplink::{Uplink, UplinkConfig};
 use anyhow::Context;
+use mxrep_common::telemetry::metrics_http;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+/// Runs the agent until SIGTERM or SIGINT; `/metrics` serves `registry` when `--metrics-listen`
+/// is given.
+pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> anyhow::Result<()> {
     // Every stream to the cluster presents this agent's certificate (role mxrep:agent).
     mxrep_common::tls::use_for_clients(cfg.tls.clone());
     let state = StateDir::open(&cfg.state_dir)?;
@@ -61,9 +64,18 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         );
     }
 
+    let _gauges = crate::metrics::register_gauges(&uplink, &view);
+    if let (Some(addr), Some(registry)) = (cfg.metrics_listen, registry) {
+        // Served until the process exits.
+        metrics_http::spawn(addr, registry, mxrep_common::shutdown::Shutdown::never()).await?;
+    }
     log_pump::start(&cfg.postfix_logs, &state, &uplink, &cfg.log_timezone);
     tokio::spawn(report_stats(uplink.clone()));
-    tracing::info!(node = %cfg.node_name, cluster = ?cfg.cluster, "mxrep-agent running");
+    let metrics = cfg
+        .metrics_listen
+        .map(|a| format!("http://{a}/metrics"))
+        .unwrap_or_else(|| "off".into());
+    tracing::info!(node = %cfg.node_name, cluster = ?cfg.cluster, %metrics, "mxrep-agent running");
     mxrep_common::shutdown::signal().await;
     tracing::info!("stopping; the nftables sets stay and expire by themselves");
     Ok(())

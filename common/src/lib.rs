@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`shutdown`]: SIGTERM/SIGINT as a future, and a `Shutdown` handle that many tasks can await;
 //! - [`cli`]: how a binary reports a bad flag or a fatal error (one line on stderr, an exit code);
-//! - [`logging`]: tracing set up the same way in every binary (`MXREP_LOG`, stderr);
+//! - [`telemetry`]: log lines (`MXREP_LOG`, text or JSON), OpenTelemetry metrics served at
+//!   `/metrics` and pushed over OTLP, traces over OTLP, and the `traceparent` between processes;
 //! - [`clock`]: wall-clock unix milliseconds, the one place the edges read the clock;
 //! - [`backoff`]: exponential backoff with jitter, and the reconnect loop that rotates over nodes;
 //! - [`endpoint`]: a tonic `Endpoint` to a node with the keepalives every stream needs;
@@ -21,7 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod endpoint;
 pub mod lock;
-pub mod logging;
 pub mod shutdown;
+pub mod telemetry;
 pub mod tls;
 pub mod triplet;

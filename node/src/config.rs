@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use mxrep_common::telemetry::LogFormat;
 use mxrep_common::tls::TlsFiles;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -57,6 +58,12 @@ pub struct NodeArgs {
     /// Serve plaintext on a non-loopback address anyway (anyone who reaches the port can ban).
     #[arg(long)]
     pub insecure_plaintext: bool,
+    /// Serve metrics for Prometheus at http://HOST:PORT/metrics (off unless given).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log lines as `text` (default) or `json` (one object per line).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Initial members: id → peer address.
@@ -163,6 +170,8 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     #[serde(default)]
     insecure_plaintext: bool,
+    metrics_listen: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
     #[serde(default)]
     raft: RaftTuning,
 }
@@ -183,6 +192,11 @@ pub struct NodeConfig {
     pub dnsbl: Option<(SocketAddr, String)>,
     /// Mutual TLS on both ports (None: plaintext, loopback only unless `insecure_plaintext`).
     pub tls: Option<TlsFiles>,
+    /// Where `/metrics` is served for Prometheus (None: not served).
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    /// Warnings found while resolving, logged once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 impl NodeConfig {
@@ -257,13 +271,14 @@ impl NodeConfig {
             .into_iter()
             .find(|a| !a.ip().is_loopback())
             .filter(|_| tls.is_none());
+        let mut warnings = vec![];
         match open {
             Some(a) if !(args.insecure_plaintext || file.insecure_plaintext) => bail!(
                 "refusing to serve plaintext on {a}: anyone who reaches it could ban and unban; give --tls-ca, --tls-cert and --tls-key (see `mxrepctl certs init`), or --insecure-plaintext"
             ),
-            Some(a) => tracing::warn!(
+            Some(a) => warnings.push(format!(
                 "serving PLAINTEXT on {a} (--insecure-plaintext): anyone who reaches the port can ban, unban and join Raft"
-            ),
+            )),
             None => {}
         }
         Ok(Self {
@@ -276,6 +291,9 @@ impl NodeConfig {
             raft: file.raft,
             dns_resolver: args.dns_resolver.or(file.dns_resolver),
             dnsbl: args.dnsbl_listen.or(file.dnsbl_listen).map(|a| (a, zone)),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            warnings,
         })
     }
 }

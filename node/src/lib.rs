@@ -9,6 +9,7 @@
 //! - [`ingest`]: events in: validation and edge aggregation into one Raft entry per flush;
 //! - [`api`]: the gRPC services on the API port (admin, agent, health, reflection);
 //! - [`dns`]: DNS list lookups and probes at the edge, their answers proposed as data;
+//! - [`metrics`]: what the node counts and measures, for Prometheus and OTLP;
 //! - [`replay`]: the engine run offline over connection verdicts ("what would mxrep do?");
 //! - [`tls_accept`]: mutual TLS on both ports, certificates read again when their files change;
 //! - [`config`], [`data_dir`], [`server`]: the process around them;
@@ -21,6 +22,7 @@ pub mod ctl;
 pub mod data_dir;
 pub mod dns;
 pub mod ingest;
+pub mod metrics;
 pub mod raft;
 pub mod replay;
 pub mod server;

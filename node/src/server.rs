@@ -22,6 +22,7 @@ use crate::raft::{Cluster, ClusterOp, MxNode, Raft};
 use crate::state::Command;
 use crate::tls_accept::ReloadingTls;
 use anyhow::Context;
+use mxrep_common::telemetry::metrics_http;
 use mxrep_proto::v1::peer_server::PeerServer;
 use openraft::ServerState;
 use std::future::Future;
@@ -32,8 +33,18 @@ use tokio::net::TcpListener;
 /// How long a stopping node waits for open connections to finish before cutting them.
 pub const DRAIN: Duration = Duration::from_secs(3);
 
-/// Binds the configured addresses and runs the node until SIGTERM or SIGINT.
-pub async fn run_until_signal(cfg: NodeConfig) -> anyhow::Result<()> {
+/// Where `/metrics` is served: a bound listener and the registry it renders.
+pub struct MetricsEndpoint {
+    pub listener: TcpListener,
+    pub registry: prometheus::Registry,
+}
+
+/// Binds the configured addresses and runs the node until SIGTERM or SIGINT; `/metrics` serves
+/// `registry` when `--metrics-listen` is given.
+pub async fn run_until_signal(
+    cfg: NodeConfig,
+    registry: Option<prometheus::Registry>,
+) -> anyhow::Result<()> {
     // The lock first: once the API port answers, the data dir is surely held.
     let lock = DataDirLock::acquire(&cfg.data_dir)?;
     let api_listener = TcpListener::bind(cfg.api_listen)
@@ -42,14 +53,33 @@ pub async fn run_until_signal(cfg: NodeConfig) -> anyhow::Result<()> {
     let peer_listener = TcpListener::bind(cfg.peer_listen)
         .await
         .with_context(|| format!("cannot listen for peers on {}", cfg.peer_listen))?;
+    let metrics = match (cfg.metrics_listen, registry) {
+        (Some(addr), Some(registry)) => Some(MetricsEndpoint {
+            listener: TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+            registry,
+        }),
+        _ => None,
+    };
     run(
         cfg,
         lock,
-        api_listener,
-        peer_listener,
+        Listeners {
+            api: api_listener,
+            peer: peer_listener,
+            metrics,
+        },
         mxrep_common::shutdown::signal(),
     )
     .await
+}
+
+/// The sockets a node serves on.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub peer: TcpListener,
+    pub metrics: Option<MetricsEndpoint>,
 }
 
 /// Runs a node on the given listeners, holding its data dir's `lock`, until `shutdown`
@@ -57,10 +87,14 @@ pub async fn run_until_signal(cfg: NodeConfig) -> anyhow::Result<()> {
 pub async fn run(
     cfg: NodeConfig,
     lock: DataDirLock,
-    api_listener: TcpListener,
-    peer_listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        api: api_listener,
+        peer: peer_listener,
+        metrics,
+    } = listeners;
     // Peers connect with this node's certificate: it names the role mxrep:node.
     mxrep_common::tls::use_for_clients(cfg.tls.clone());
     let db = sled::Config::new()
@@ -93,6 +127,15 @@ pub async fn run(
     );
 
     let (stop, stopping) = mxrep_common::shutdown::channel();
+    let _gauges = crate::metrics::gauges::ClusterGauges::register(&cluster);
+    if let Some(m) = metrics {
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            if let Err(e) = metrics_http::serve(m.listener, m.registry, stopping).await {
+                tracing::warn!("the metrics endpoint stopped: {e}");
+            }
+        });
+    }
 
     let peer_service = PeerService {
         cluster: cluster.clone(),
@@ -206,8 +249,12 @@ async fn say_when_serving(cluster: Cluster, cfg: NodeConfig) {
         .as_ref()
         .map(|(a, z)| format!("{z} on {a}"))
         .unwrap_or_else(|| "off".into());
+    let metrics = cfg
+        .metrics_listen
+        .map(|a| format!("http://{a}/metrics"))
+        .unwrap_or_else(|| "off".into());
     tracing::info!(
-        "serving: API {}, peers {}, DNSBL zone {dnsbl}, leader node {leader}, data in {}",
+        "serving: API {}, peers {}, metrics {metrics}, DNSBL zone {dnsbl}, leader node {leader}, data in {}",
         cfg.api_listen,
         cfg.peer_listen,
         cfg.data_dir.display()

@@ -123,6 +123,7 @@ pub async fn send(
         .map(|(i, events)| pb::EventBatch {
             seq: i as u64 + 1,
             session: 0,
+            traceparent: String::new(),
             mx_host: mx_host.into(),
             events,
         })

@@ -28,6 +28,7 @@ async fn attach(api: &str) -> Attached {
     tx.send(pb::EventBatch {
         seq: 1,
         session: 7,
+        traceparent: String::new(),
         mx_host: "mx1".into(),
         events: vec![quit("192.0.2.9", now_ms())],
     })

@@ -8,6 +8,7 @@
 use super::view::BanView;
 use super::watch::{blocking, SharedEnforcer};
 use mxrep_common::clock::unix_ms;
+use mxrep_common::telemetry::instruments::kv;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,19 +27,27 @@ pub async fn guard_table(enforcer: SharedEnforcer, view: BanView, rebuilds: Arc<
             Ok(false) => {
                 let live = view.dropping(unix_ms());
                 let n = live.len();
+                let started = std::time::Instant::now();
                 let rebuilt = blocking(&enforcer, move |e| {
                     e.setup()?;
                     e.reconcile(&live)
                 })
                 .await;
+                let m = crate::metrics::agent();
+                let op = [kv("op", "restore")];
+                m.nft_duration.record(started.elapsed().as_secs_f64(), &op);
                 match rebuilt {
                     Ok(()) => {
+                        m.table_restores.add(1, &[]);
                         let total = rebuilds.fetch_add(1, Ordering::Relaxed) + 1;
                         tracing::warn!(
                             "the nftables table was removed or changed (a firewall reload?): rebuilt it with {n} live bans (rebuild {total})"
                         );
                     }
-                    Err(e) => tracing::error!("cannot rebuild the nftables table: {e:#}"),
+                    Err(e) => {
+                        m.nft_errors.add(1, &op);
+                        tracing::error!("cannot rebuild the nftables table: {e:#}")
+                    }
                 }
             }
             Err(e) => tracing::warn!("cannot check the nftables table: {e:#}"),

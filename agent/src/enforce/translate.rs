@@ -149,6 +149,7 @@ mod tests {
                 version: v,
                 kind: kind as i32,
                 ban: Some(b),
+                traceparent: String::new(),
             })),
         }
     }

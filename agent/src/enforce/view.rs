@@ -38,9 +38,20 @@ impl Known {
 #[derive(Debug, Clone, Default)]
 pub struct BanView {
     inner: Arc<RwLock<BTreeMap<IpNet, Known>>>,
+    /// The ban-list version the view (and the kernel) holds.
+    version: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl BanView {
+    /// The ban-list version enforced.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_version(&self, v: u64) {
+        self.version.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn replace(&self, bans: BTreeMap<IpNet, Known>) {
         *self.inner.write_locked() = bans;
     }

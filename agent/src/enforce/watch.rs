@@ -11,6 +11,8 @@ use super::view::{BanView, Known, Refusal};
 use super::Enforcer;
 use crate::state_dir::StateDir;
 use mxrep_common::lock::MutexExt as _;
+use mxrep_common::telemetry::instruments::kv;
+use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1 as pb;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,6 +66,7 @@ pub async fn follow(
             version = 0;
         }
     }
+    view.set_version(version);
     let version = &std::sync::Mutex::new(version);
     mxrep_common::backoff::reconnect_forever(
         "ban list (the sets stay as they are)",
@@ -110,11 +113,16 @@ async fn session(
                 Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
             }
         }
+        let arrived = Arrived::of(&updates);
         let t = translate(updates, now_ms());
         if let Some(snap) = t.snapshot {
             let n = snap.desired.len();
             let desired = snap.desired;
-            blocking(enforcer, move |e| e.reconcile(&desired)).await?;
+            timed(
+                "reconcile",
+                blocking(enforcer, move |e| e.reconcile(&desired)),
+            )
+            .await?;
             view.replace(snap.known);
             *version = snap.version;
             tracing::info!(
@@ -131,11 +139,80 @@ async fn session(
         *version = (*version).max(t.version);
         if !t.ops.is_empty() {
             let (n, ops) = (t.ops.len(), t.ops);
-            blocking(enforcer, move |e| e.apply(&ops)).await?;
+            timed("apply", blocking(enforcer, move |e| e.apply(&ops))).await?;
             tracing::debug!("applied {n} ban changes (version {})", *version);
         }
+        view.set_version(*version);
+        arrived.enforced(now_ms());
         if let Err(e) = state.save_ban_version(*version) {
             tracing::warn!("cannot save the ban-list version: {e}");
         }
+    }
+}
+
+/// Runs one nftables transaction, measuring it and counting its failure, by `op`.
+async fn timed<T>(
+    op: &'static str,
+    transaction: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let started = std::time::Instant::now();
+    let r = transaction.await;
+    let m = crate::metrics::agent();
+    m.nft_duration
+        .record(started.elapsed().as_secs_f64(), &[kv("op", op)]);
+    if r.is_err() {
+        m.nft_errors.add(1, &[kv("op", op)]);
+    }
+    r
+}
+
+/// The new bans in one run of updates: when the cluster created them (for the enforcement
+/// delay) and the traces they belong to (one `ban.enforce` span per trace, open until the
+/// transaction is done).
+struct Arrived {
+    created_ms: Vec<i64>,
+    spans: Vec<tracing::Span>,
+}
+
+impl Arrived {
+    fn of(updates: &[pb::BanUpdate]) -> Self {
+        let mut created_ms = vec![];
+        let mut traces: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for u in updates {
+            let Some(pb::ban_update::Update::Change(c)) = &u.update else {
+                continue;
+            };
+            let Some(b) = c
+                .ban
+                .as_ref()
+                .filter(|_| c.kind() == pb::BanChangeKind::Added)
+            else {
+                continue;
+            };
+            created_ms.push(b.created_unix_ms);
+            if !c.traceparent.is_empty() {
+                traces.entry(&c.traceparent).or_default().push(&b.prefix);
+            }
+        }
+        let spans = traces
+            .into_iter()
+            .map(|(tp, prefixes)| {
+                let span =
+                    tracing::info_span!("ban.enforce", bans = prefixes.len(), prefix = prefixes[0]);
+                propagate::set_parent(&span, tp);
+                span
+            })
+            .collect();
+        Self { created_ms, spans }
+    }
+
+    /// The bans are in the kernel (or the view) at `now`: records their delay, ends the spans.
+    fn enforced(self, now: i64) {
+        let m = crate::metrics::agent();
+        for c in self.created_ms {
+            m.enforcement_delay
+                .record((now - c).max(0) as f64 / 1000.0, &[]);
+        }
+        drop(self.spans);
     }
 }

@@ -9,6 +9,7 @@ use super::timezone::LogTimezone;
 use crate::state_dir::StateDir;
 use crate::uplink::Uplink;
 use mxrep_common::lock::MutexExt as _;
+use mxrep_common::telemetry::instruments::kv;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,8 +36,14 @@ pub fn start(paths: &[PathBuf], state: &StateDir, uplink: &Uplink, tz: &LogTimez
                 for e in connections.expire(now.timestamp_millis()) {
                     uplink.push(e);
                 }
+                let mut lines = [0u64; 3];
                 for line in f.poll() {
                     let read = parse_line_in(&line, now, &tz);
+                    lines[match &read.parsed {
+                        Parsed::Event(_) => 0,
+                        Parsed::Ignored => 1,
+                        Parsed::NotUnderstood => 2,
+                    }] += 1;
                     match &read.parsed {
                         Parsed::Event(_) => {
                             for e in connections.feed(read) {
@@ -54,6 +61,16 @@ pub fn start(paths: &[PathBuf], state: &StateDir, uplink: &Uplink, tz: &LogTimez
                                 );
                             }
                         }
+                    }
+                }
+                for (n, result) in lines
+                    .into_iter()
+                    .zip(["event", "ignored", "not_understood"])
+                {
+                    if n > 0 {
+                        crate::metrics::agent()
+                            .log_lines
+                            .add(n, &[kv("result", result)]);
                     }
                 }
                 if f.position() != before {

@@ -14,6 +14,7 @@
 use crate::enforce::view::{BanView, Refusal};
 use crate::sources::greylist::{GreylistClient, Verdict};
 use crate::uplink::Uplink;
+use mxrep_common::telemetry::instruments::kv;
 use mxrep_proto::v1 as pb;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -167,7 +168,13 @@ impl PolicyService {
                 if attrs.is_empty() {
                     return Err("empty request".into());
                 }
+                let started = std::time::Instant::now();
                 let action = self.answer(&attrs).await;
+                let m = crate::metrics::agent();
+                m.policy_duration
+                    .record(started.elapsed().as_secs_f64(), &[]);
+                m.policy_requests
+                    .add(1, &[kv("answer", answer_kind(&action))]);
                 w.write_all(format!("action={action}\n\n").as_bytes())
                     .await
                     .map_err(|e| e.to_string())?;
@@ -183,5 +190,16 @@ impl PolicyService {
             };
             attrs.insert(k.to_string(), v.to_string());
         }
+    }
+}
+
+/// The kind of a policy answer, for the request counter.
+fn answer_kind(action: &str) -> &'static str {
+    match action.split(' ').next().unwrap_or("") {
+        "DUNNO" => "dunno",
+        "REJECT" => "reject",
+        "DEFER_IF_PERMIT" if action.contains("Greylisted") => "greylist",
+        "DEFER_IF_PERMIT" | "DEFER" => "tempfail",
+        _ => "other",
     }
 }

@@ -7,7 +7,10 @@
 //! the same batches (session and sequence number), to the next cluster address after a backoff
 //! with jitter — so the cluster, which remembers the batches it applied, counts each once.
 
+use crate::metrics::agent as metrics;
 use mxrep_common::lock::MutexExt as _;
+use mxrep_common::telemetry::instruments::kv;
+use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1 as pb;
 use pb::agent_client::AgentClient;
 use std::collections::VecDeque;
@@ -57,7 +60,7 @@ struct Shared {
     /// Sequence number of the last batch made.
     next_seq: AtomicU64,
     /// Batches sent but not acknowledged when their stream failed, oldest first.
-    unacked: Mutex<VecDeque<(u64, Vec<pb::Event>)>>,
+    unacked: Mutex<VecDeque<Batch>>,
     queue: Mutex<VecDeque<pb::Event>>,
     ready: Notify,
     stats: UplinkStats,
@@ -73,6 +76,28 @@ impl Shared {
 
     fn len(&self) -> usize {
         self.queue.locked().len()
+    }
+}
+
+/// A batch made from the queue: sent, then kept until acknowledged.
+struct Batch {
+    seq: u64,
+    events: Vec<pb::Event>,
+    /// The trace context of its `uplink.batch` span (empty: not traced), sent again with it.
+    traceparent: String,
+    /// Open from the first send to the acknowledgement (closed if the stream fails).
+    span: Option<tracing::Span>,
+}
+
+impl Batch {
+    fn to_pb(&self, shared: &Shared, mx_host: &str) -> pb::EventBatch {
+        pb::EventBatch {
+            seq: self.seq,
+            session: shared.session,
+            mx_host: mx_host.to_string(),
+            events: self.events.clone(),
+            traceparent: self.traceparent.clone(),
+        }
     }
 }
 
@@ -105,10 +130,12 @@ impl Uplink {
             if q.len() >= self.shared.capacity {
                 q.pop_front();
                 self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics().uplink_events.add(1, &[kv("outcome", "dropped")]);
             }
             q.push_back(e);
         }
         self.shared.stats.pushed.fetch_add(1, Ordering::Relaxed);
+        metrics().uplink_events.add(1, &[kv("outcome", "queued")]);
         self.shared.ready.notify_one();
     }
 
@@ -129,6 +156,7 @@ async fn run(cfg: UplinkConfig, shared: Arc<Shared>) {
             let r = session(cfg, &addr, shared).await;
             if r.is_err() {
                 shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                metrics().uplink_reconnects.add(1, &[]);
             }
             r
         }
@@ -151,16 +179,10 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
     tracing::info!("uplink connected to {addr}");
     // Batches a failed stream left unacknowledged go first, with the same sequence numbers, so
     // the cluster counts each once even if the first copy was committed.
-    let mut in_flight: VecDeque<(u64, Vec<pb::Event>)> =
-        std::mem::take(&mut *shared.unacked.locked());
-    for (seq, events) in &in_flight {
-        let batch = pb::EventBatch {
-            seq: *seq,
-            session: shared.session,
-            mx_host: cfg.mx_host.clone(),
-            events: events.clone(),
-        };
-        if tx.send(batch).await.is_err() {
+    let mut in_flight: VecDeque<Batch> = std::mem::take(&mut *shared.unacked.locked());
+    for b in &in_flight {
+        metrics().uplink_batches.add(1, &[kv("attempt", "resent")]);
+        if tx.send(b.to_pb(shared, &cfg.mx_host)).await.is_err() {
             *shared.unacked.locked() = in_flight;
             return Err("the stream closed".into());
         }
@@ -171,11 +193,14 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
             ack = acks.message() => match ack {
                 Ok(Some(a)) => {
                     match in_flight.front() {
-                        Some((s, _)) if *s == a.seq => { in_flight.pop_front(); }
+                        Some(b) if b.seq == a.seq => { in_flight.pop_front(); }
                         _ => break Err(format!("acknowledgement for unknown batch {}", a.seq)),
                     }
                     shared.stats.acked.fetch_add(a.accepted as u64, Ordering::Relaxed);
                     shared.stats.refused.fetch_add(a.rejected as u64, Ordering::Relaxed);
+                    let events = &metrics().uplink_events;
+                    events.add(a.accepted.into(), &[kv("outcome", "acknowledged")]);
+                    events.add(a.rejected.into(), &[kv("outcome", "refused")]);
                     for r in a.rejections.iter().take(5) {
                         tracing::warn!("cluster refused an event of batch {}: {}", a.seq, r.reason);
                     }
@@ -196,8 +221,11 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
                     shared.ready.notify_one();
                 }
                 let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
-                let batch = pb::EventBatch { seq, session: shared.session, mx_host: cfg.mx_host.clone(), events: events.clone() };
-                in_flight.push_back((seq, events));
+                let span = tracing::info_span!("uplink.batch", seq, events = events.len(), mx_host = %cfg.mx_host);
+                let b = Batch { seq, events, traceparent: propagate::traceparent(&span), span: Some(span) };
+                let batch = b.to_pb(shared, &cfg.mx_host);
+                in_flight.push_back(b);
+                metrics().uplink_batches.add(1, &[kv("attempt", "first")]);
                 if tx.send(batch).await.is_err() {
                     break Err("the stream closed".into());
                 }
@@ -205,6 +233,7 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
         }
     };
     // Whatever was not acknowledged is sent again, as the same batches, on the next stream.
+    in_flight.iter_mut().for_each(|b| b.span = None);
     *shared.unacked.locked() = in_flight;
     result
 }

@@ -10,10 +10,12 @@ use crate::dns::lookups::DnsStats;
 use crate::raft::{Cluster, ClusterOp, ClusterOpResult, MxNode};
 use crate::state::{parse_prefix, parse_prefix_strict, BanChangeKind, BanSource, Command, Policy};
 use mxrep_common::lock::RwLockExt as _;
+use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::admin_server::Admin;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 /// Longest manual ban accepted: ten years.
 const MAX_BAN_SECONDS: u64 = 10 * 365 * 24 * 3600;
@@ -87,6 +89,10 @@ impl Admin for AdminService {
     async fn ban(&self, req: Request<pb::BanRequest>) -> Result<Response<pb::BanResponse>, Status> {
         let who = who(&req);
         let actor = actor(&req);
+        // A caller's trace (SOC tooling, mxrepctl under OTEL_*) continues through the decision to
+        // the agents' enforcement.
+        let span = tracing::info_span!("admin.ban");
+        propagate::parent_from(&span, req.metadata());
         let r = req.into_inner();
         let prefix =
             parse_prefix_strict(&r.prefix).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -115,17 +121,19 @@ impl Admin for AdminService {
             "" => "manual ban".to_string(),
             s => s.to_string(),
         };
+        let command = audited(
+            &actor,
+            Command::Ban {
+                prefix,
+                duration_ms: r.duration_seconds * 1000,
+                reason: reason.clone(),
+                source: BanSource::Manual,
+            },
+        );
         let (_, response) = self
             .cluster
-            .write(audited(
-                &actor,
-                Command::Ban {
-                    prefix,
-                    duration_ms: r.duration_seconds * 1000,
-                    reason: reason.clone(),
-                    source: BanSource::Manual,
-                },
-            ))
+            .write(Command::traced(propagate::traceparent(&span), command))
+            .instrument(span)
             .await
             .map_err(write_status)?;
         tracing::info!(%who, force = r.force, "manual ban of {prefix} for {} s: {reason}", r.duration_seconds);

@@ -60,13 +60,14 @@ fn change_kind(k: BanChangeKind) -> pb::BanChangeKind {
     }
 }
 
-fn change_update(version: u64, c: &BanChange) -> pb::BanUpdate {
+fn change_update(version: u64, c: &BanChange, traceparent: &str) -> pb::BanUpdate {
     pb::BanUpdate {
         group: 0,
         update: Some(pb::ban_update::Update::Change(pb::BanChange {
             version,
             kind: change_kind(c.kind) as i32,
             ban: Some(ban_to_pb(&c.ban)),
+            traceparent: traceparent.to_string(),
         })),
     }
 }
@@ -99,7 +100,10 @@ impl Agent for AgentService {
         let from = req.into_inner().from_version;
         let sub = self.cluster.subscribe_bans(from);
         let first: Vec<pb::BanUpdate> = match sub.start {
-            Start::Resume(changes) => changes.iter().map(|(v, c)| change_update(*v, c)).collect(),
+            Start::Resume(changes) => changes
+                .iter()
+                .map(|(v, c)| change_update(*v, c, ""))
+                .collect(),
             Start::Snapshot { version, bans } => vec![pb::BanUpdate {
                 group: 0,
                 update: Some(pb::ban_update::Update::Snapshot(pb::BanSnapshot {
@@ -126,13 +130,14 @@ impl Agent for AgentService {
                     }
                 };
                 match next {
-                    Ok((index, resp)) if index > sent => {
-                        for c in &resp.changes {
-                            if tx.send(Ok(change_update(index, c))).await.is_err() {
+                    Ok(p) if p.index > sent => {
+                        for c in &p.response.changes {
+                            let update = change_update(p.index, c, &p.traceparent);
+                            if tx.send(Ok(update)).await.is_err() {
                                 return;
                             }
                         }
-                        sent = index;
+                        sent = p.index;
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(n)) => {
@@ -156,7 +161,16 @@ impl Agent for AgentService {
         &self,
         req: Request<pb::GreylistRequest>,
     ) -> Result<Response<pb::GreylistReply>, Status> {
-        super::greylist::check(&self.cluster, &self.sightings, req.get_ref()).map(Response::new)
+        let reply = super::greylist::check(&self.cluster, &self.sightings, req.get_ref())?;
+        let answer = match reply.action() {
+            pb::GreylistAction::Defer => "defer",
+            pb::GreylistAction::Pass => "pass",
+            _ => "disabled",
+        };
+        crate::metrics::node()
+            .greylist_checks
+            .add(1, &[crate::metrics::kv("answer", answer)]);
+        Ok(Response::new(reply))
     }
 
     async fn watch_greylist(

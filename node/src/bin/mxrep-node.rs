@@ -3,14 +3,28 @@
 
 use clap::Parser;
 use mxrep_common::cli::{exit_on_clap_error, exit_on_error};
+use mxrep_common::telemetry::{Options, Telemetry};
 use mxrep_node::config::{NodeArgs, NodeConfig};
 
 fn main() {
     let args = NodeArgs::try_parse().unwrap_or_else(|e| exit_on_clap_error(e));
-    mxrep_common::logging::init("info,openraft=warn,sled=warn");
     let cfg = NodeConfig::resolve(args).unwrap_or_else(|e| exit_on_error(e));
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| exit_on_error(e));
-    if let Err(e) = runtime.block_on(mxrep_node::server::run_until_signal(cfg)) {
+    let result = runtime.block_on(async {
+        let telemetry = Telemetry::init(Options {
+            service: "mxrep-node",
+            default_filter: "info,openraft=warn,sled=warn",
+            log_format: cfg.log_format,
+            prometheus: cfg.metrics_listen.is_some(),
+        })?;
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+        let result = mxrep_node::server::run_until_signal(cfg, telemetry.registry()).await;
+        telemetry.shutdown();
+        result
+    });
+    if let Err(e) = result {
         exit_on_error(e);
     }
 }

@@ -8,6 +8,7 @@
 
 use super::resolver::ListResolver;
 use crate::ingest::proposer::Proposer;
+use crate::metrics::kv;
 use crate::raft::Cluster;
 use crate::state::dnsbl::site::Site;
 use crate::state::dnsbl::{Answer, Lookup};
@@ -194,7 +195,16 @@ async fn run(
                 if !stats.take(&site.zone, budget) {
                     continue;
                 }
-                match resolver.query(addr, &site.zone).await {
+                let result = resolver.query(addr, &site.zone).await;
+                let outcome = match &result {
+                    Ok(a) if a.codes.is_empty() => "clean",
+                    Ok(_) => "listed",
+                    Err(_) => "error",
+                };
+                crate::metrics::node()
+                    .dns_lookups
+                    .add(1, &[kv("list", site.zone.clone()), kv("result", outcome)]);
+                match result {
                     Ok(a) => {
                         ttl = ttl.min(a.ttl);
                         answers.push(Answer {

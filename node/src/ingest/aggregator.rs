@@ -6,13 +6,16 @@
 //! submission is answered once the entry holding its events is committed (or the write failed).
 
 use super::validate::ValidEvent;
+use crate::metrics::node;
 use crate::raft::Cluster;
 use crate::state::{BatchId, Command, Observation};
+use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1::Verdict;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 /// Events from one agent batch, and where to say whether they were committed.
 pub struct Submission {
@@ -21,6 +24,8 @@ pub struct Submission {
     pub session: u64,
     pub seq: u64,
     pub events: Vec<ValidEvent>,
+    /// The trace context of the batch's `ingest.batch` span (empty: not traced).
+    pub traceparent: String,
     pub done: oneshot::Sender<Result<u64, String>>,
 }
 
@@ -76,6 +81,8 @@ struct Flush {
     /// after a failover can be skipped whole on apply.
     deltas: BTreeMap<(u32, IpAddr, u32), Observation>,
     waiters: Vec<oneshot::Sender<Result<u64, String>>>,
+    /// The first traced batch's context: the entry joins that batch's trace.
+    traceparent: String,
 }
 
 impl Flush {
@@ -113,6 +120,9 @@ impl Flush {
             }
         }
         self.waiters.push(s.done);
+        if self.traceparent.is_empty() {
+            self.traceparent = s.traceparent;
+        }
     }
 }
 
@@ -130,16 +140,28 @@ async fn run(cluster: Cluster, cfg: AggregatorConfig, mut rx: mpsc::Receiver<Sub
         let result = if p.deltas.is_empty() {
             Ok(0)
         } else {
+            let span = tracing::info_span!(
+                "raft.write",
+                batches = p.batches.len(),
+                addresses = p.deltas.len()
+            );
+            propagate::set_parent(&span, &p.traceparent);
             let cmd = Command::Observe {
                 hosts: p.hosts,
                 batches: p.batches,
                 observations: p.deltas.into_values().collect(),
             };
-            cluster
-                .write(cmd)
+            let started = std::time::Instant::now();
+            let written = cluster
+                .write(Command::traced(propagate::traceparent(&span), cmd))
+                .instrument(span)
                 .await
                 .map(|(index, _)| index)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string());
+            node()
+                .write_duration
+                .record(started.elapsed().as_secs_f64(), &[]);
+            written
         };
         for w in p.waiters {
             let _ = w.send(result.clone());

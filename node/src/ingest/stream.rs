@@ -6,8 +6,10 @@
 //! stops, the stream ends with `UNAVAILABLE`, so the agent moves to another node at once.
 
 use super::{validate_batch, Aggregator, Limits, Submission};
+use crate::metrics::{kv, node};
 use mxrep_common::clock::unix_ms;
 use mxrep_common::shutdown::Shutdown;
+use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1 as pb;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Status, Streaming};
@@ -54,6 +56,14 @@ pub fn serve(
                     return;
                 }
             };
+            let span = tracing::info_span!(
+                "ingest.batch",
+                mx_host = %batch.mx_host,
+                seq = batch.seq,
+                events = batch.events.len()
+            );
+            propagate::set_parent(&span, &batch.traceparent);
+            count_received(&batch);
             let pending = match validate_batch(&batch, unix_ms(), &limits) {
                 Err(reason) => AwaitingCommit {
                     seq: batch.seq,
@@ -67,6 +77,12 @@ pub fn serve(
                 },
                 Ok((good, bad)) => {
                     let accepted = good.len() as u32;
+                    if !bad.is_empty() {
+                        node().events_refused.add(
+                            bad.len() as u64,
+                            &[kv("mx_host", batch.mx_host.trim().to_string())],
+                        );
+                    }
                     let committed = if good.is_empty() {
                         None
                     } else {
@@ -76,6 +92,7 @@ pub fn serve(
                             session: batch.session,
                             seq: batch.seq,
                             events: good,
+                            traceparent: propagate::traceparent(&span),
                             done,
                         };
                         if let Err(e) = aggregator.submit(sub).await {
@@ -106,6 +123,7 @@ pub fn serve(
                 match rx.await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
+                        node().batches.add(1, &[kv("outcome", "dropped")]);
                         let _ = ack_tx
                             .send(Err(Status::unavailable(format!(
                                 "events of batch {} not committed: {e}",
@@ -114,9 +132,18 @@ pub fn serve(
                             .await;
                         return;
                     }
-                    Err(_) => return,
+                    Err(_) => {
+                        node().batches.add(1, &[kv("outcome", "dropped")]);
+                        return;
+                    }
                 }
             }
+            let outcome = if p.accepted == 0 && p.rejected > 0 {
+                "refused"
+            } else {
+                "acknowledged"
+            };
+            node().batches.add(1, &[kv("outcome", outcome)]);
             let ack = pb::EventAck {
                 seq: p.seq,
                 accepted: p.accepted,
@@ -129,4 +156,40 @@ pub fn serve(
         }
     });
     ack_rx
+}
+
+/// Counts a batch's events by kind for its MX host (one add per kind present, not per event).
+fn count_received(batch: &pb::EventBatch) {
+    use pb::event::Kind;
+    const KINDS: [&str; 9] = [
+        "connect",
+        "disconnect",
+        "rejected",
+        "auth_failure",
+        "accepted",
+        "protocol_error",
+        "policy_request",
+        "verdict",
+        "empty",
+    ];
+    let mut n = [0u64; KINDS.len()];
+    for e in &batch.events {
+        n[match e.kind {
+            Some(Kind::Connect(_)) => 0,
+            Some(Kind::Disconnect(_)) => 1,
+            Some(Kind::Rejected(_)) => 2,
+            Some(Kind::AuthFailure(_)) => 3,
+            Some(Kind::Accepted(_)) => 4,
+            Some(Kind::ProtocolError(_)) => 5,
+            Some(Kind::PolicyRequest(_)) => 6,
+            Some(Kind::Verdict(_)) => 7,
+            None => 8,
+        }] += 1;
+    }
+    let host = batch.mx_host.trim().to_string();
+    for (kind, count) in KINDS.iter().zip(n).filter(|(_, c)| *c > 0) {
+        node()
+            .events_received
+            .add(count, &[kv("kind", *kind), kv("mx_host", host.clone())]);
+    }
 }

@@ -166,6 +166,7 @@ mod tests {
         let batch = pb::EventBatch {
             seq: 1,
             session: 0,
+            traceparent: String::new(),
             mx_host: "mx1".into(),
             events: vec![
                 ev("203.0.113.5", now, connect.clone()),
@@ -195,6 +196,7 @@ mod tests {
         let mut b = pb::EventBatch {
             seq: 1,
             session: 0,
+            traceparent: String::new(),
             mx_host: "mx1".into(),
             events: vec![ev("192.0.2.1", 0, None); 3],
         };

@@ -69,13 +69,23 @@ pub struct Subscription {
     pub start: Start,
     /// The ban-set version once `start` is applied; live changes at or below it are old.
     pub version: u64,
-    pub live: broadcast::Receiver<(u64, Response)>,
+    pub live: broadcast::Receiver<Published>,
+}
+
+/// One applied entry's ban changes, as published to live watchers.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The entry's log index (the ban-set version after it).
+    pub index: u64,
+    pub response: Response,
+    /// The W3C trace context of the decision on this node (empty: not traced).
+    pub traceparent: String,
 }
 
 /// The feed of one node: publishes applied changes, and hands out subscriptions.
 #[derive(Clone)]
 pub struct BanFeed {
-    tx: broadcast::Sender<(u64, Response)>,
+    tx: broadcast::Sender<Published>,
 }
 
 impl Default for BanFeed {
@@ -87,11 +97,16 @@ impl Default for BanFeed {
 }
 
 impl BanFeed {
-    /// Publishes the changes an entry at log `index` made (called by the state-machine store).
-    pub fn publish(&self, index: u64, response: &Response) {
+    /// Publishes the changes an entry at log `index` made (called by the state-machine store),
+    /// with the trace context of the decision (empty: not traced).
+    pub fn publish(&self, index: u64, response: &Response, traceparent: String) {
         if !response.changes.is_empty() {
             // No receiver is fine: nobody watches yet.
-            let _ = self.tx.send((index, response.clone()));
+            let _ = self.tx.send(Published {
+                index,
+                response: response.clone(),
+                traceparent,
+            });
         }
     }
 
@@ -176,6 +191,7 @@ mod tests {
                 version: 6,
                 changes: vec![change("192.0.2.3/32")],
             },
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
         );
         feed.publish(
             7,
@@ -183,9 +199,14 @@ mod tests {
                 version: 6,
                 changes: vec![],
             },
+            String::new(),
         );
-        let (v, r) = sub.live.try_recv().unwrap();
-        assert_eq!((v, r.changes.len()), (6, 1));
+        let p = sub.live.try_recv().unwrap();
+        assert_eq!((p.index, p.response.changes.len()), (6, 1));
+        assert!(
+            p.traceparent.starts_with("00-0af7"),
+            "the decision's trace goes along"
+        );
         assert!(
             sub.live.try_recv().is_err(),
             "an entry that changed nothing is not sent"

@@ -157,12 +157,16 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
             batch.insert(&key(entry.log_id.index), bytes);
         }
         self.logs.apply_batch(batch).map_err(write_err)?;
+        let started = std::time::Instant::now();
         let flushed = self
             .db
             .flush_async()
             .await
             .map(|_| ())
             .map_err(std::io::Error::other);
+        crate::metrics::node()
+            .fsync_duration
+            .record(started.elapsed().as_secs_f64(), &[]);
         callback.log_io_completed(flushed);
         Ok(())
     }

@@ -4,11 +4,12 @@
 //! The state itself lives in memory. On restart it is rebuilt from the last snapshot on disk, and
 //! openraft re-applies the committed log entries after it.
 
+use super::apply_effects::ApplyEffects;
 use super::ban_feed::{BanFeed, ChangeHistory};
 use super::codec;
 use super::greylist_feed::GreylistFeed;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::state::{Command, ReputationState, Response};
+use crate::state::{ReputationState, Response};
 use mxrep_common::lock::RwLockExt as _;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder};
@@ -154,6 +155,7 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = std::time::Instant::now();
         let (data, meta) = {
             let applied = self.read();
             let data = codec::encode(&*applied).map_err(|e| snap_err(ErrorVerb::Write, e))?;
@@ -172,6 +174,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             (data, meta)
         };
         self.save_snapshot(&meta, &data).await?;
+        crate::metrics::node()
+            .snapshot_duration
+            .record(started.elapsed().as_secs_f64(), &[]);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -214,29 +219,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             for c in &response.changes {
                 applied.history.push(entry.log_id.index, c.clone());
             }
-            self.feed.publish(entry.log_id.index, &response);
-            if let EntryPayload::Normal(req) = &entry.payload {
-                match &req.command {
-                    Command::Greylist(sightings) => {
-                        let keys = sightings.iter().map(|s| s.triplet).collect();
-                        self.greylist_feed.publish(entry.log_id.index, keys);
-                    }
-                    Command::Observe { observations, .. } => {
-                        if let Some(tap) = self.observed_tap.get() {
-                            observations.iter().for_each(|o| tap(o.addr));
-                        }
-                    }
-                    Command::Audited { .. } => {
-                        // One JSON line per administrative write, for a SIEM to collect.
-                        let entry = applied.state.audit.back();
-                        if let Some(e) = entry.filter(|e| e.index == entry_index) {
-                            let line = serde_json::to_string(e).unwrap_or_default();
-                            tracing::info!(target: "mxrep_audit", "{line}");
-                        }
-                    }
-                    _ => {}
-                }
+            let command = match &entry.payload {
+                EntryPayload::Normal(req) => Some(&req.command),
+                _ => None,
+            };
+            ApplyEffects {
+                feed: &self.feed,
+                greylist_feed: &self.greylist_feed,
+                observed_tap: self.observed_tap.get(),
             }
+            .after(entry_index, command, &response, applied.state.audit.back());
             out.push(response);
         }
         Ok(out)

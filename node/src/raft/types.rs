@@ -39,3 +39,4 @@ pub type Entry = openraft::Entry<TypeConfig>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, MxNode>;
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, MxNode>;
 pub type StorageError = openraft::StorageError<NodeId>;
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, MxNode>;

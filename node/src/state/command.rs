@@ -99,6 +99,43 @@ pub enum Command {
     },
     /// A line for the audit trail about a change that is not a command (membership).
     AuditNote(String),
+    /// `command`, with the W3C trace context of the request that proposed it. The state machine
+    /// applies `command` and ignores the context; the edge uses it to join the decision's trace.
+    Traced {
+        traceparent: String,
+        command: Box<Command>,
+    },
+}
+
+impl Command {
+    /// The trace context this command carries, if any.
+    pub fn traceparent(&self) -> Option<&str> {
+        match self {
+            Command::Traced { traceparent, .. } => Some(traceparent),
+            Command::Audited { command, .. } => command.traceparent(),
+            _ => None,
+        }
+    }
+
+    /// The command without its trace context (what the state machine applies).
+    pub fn untraced(&self) -> &Command {
+        match self {
+            Command::Traced { command, .. } => command.untraced(),
+            other => other,
+        }
+    }
+
+    /// `command`, carrying `traceparent` unless it is empty.
+    pub fn traced(traceparent: String, command: Command) -> Command {
+        if traceparent.is_empty() {
+            command
+        } else {
+            Command::Traced {
+                traceparent,
+                command: Box::new(command),
+            }
+        }
+    }
 }
 
 /// One application entry of the Raft log: a command and the leader's time stamp.

@@ -146,6 +146,7 @@ impl ReputationState {
                     replaced,
                 });
             }
+            Command::Traced { command, .. } => self.apply_command(index, command, changes),
             Command::AuditNote(_) => {}
             Command::Tick => {}
             Command::Ban {

@@ -106,6 +106,7 @@ impl GreylistClient {
     ) -> Verdict {
         let addr = client.trim().parse::<IpAddr>().ok();
         if let Some(v) = addr.and_then(|a| self.answer_here(a, client_name, sender, recipient)) {
+            decided("defer", "agent");
             return v;
         }
         let req = pb::GreylistRequest {
@@ -124,9 +125,13 @@ impl GreylistClient {
                         "greylisting: {why}; answering DUNNO (fail open), {n} times so far"
                     );
                 }
+                decided("fail_open", "agent");
                 return Verdict::Dunno;
             }
-            Err(_) => return Verdict::Dunno,
+            Err(_) => {
+                decided("fail_open", "agent");
+                return Verdict::Dunno;
+            }
         };
         if let Some(a) = addr {
             let lease = (reply.client_greylisted)
@@ -146,10 +151,12 @@ impl GreylistClient {
         }
         match reply.action() {
             pb::GreylistAction::Defer => {
+                decided("defer", "cluster");
                 self.stats.deferred.fetch_add(1, Ordering::Relaxed);
                 Verdict::Defer(format!("Greylisted by mxrep: {}", clean(&reply.reason)))
             }
             pb::GreylistAction::Pass => {
+                decided("pass", "cluster");
                 self.stats.passed.fetch_add(1, Ordering::Relaxed);
                 Verdict::Dunno
             }
@@ -177,4 +184,15 @@ impl GreylistClient {
 /// A reason safe to put in a policy answer: one line, printable, bounded.
 fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// Counts one greylisting decision.
+fn decided(decision: &'static str, by: &'static str) {
+    crate::metrics::agent().greylist_decisions.add(
+        1,
+        &[
+            mxrep_common::telemetry::instruments::kv("decision", decision),
+            mxrep_common::telemetry::instruments::kv("by", by),
+        ],
+    );
 }

@@ -121,6 +121,7 @@ async fn stream_load(
     let make = |seq: u64| pb::EventBatch {
         seq,
         session: seed + 1,
+        traceparent: String::new(),
         mx_host: host.clone(),
         events: (0..batch)
             .map(|i| {
