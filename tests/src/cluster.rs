@@ -18,6 +18,16 @@ impl TestCluster {
 
     /// As [`TestCluster::start`], with `config(id)` at the head of each node's config file.
     pub fn start_with(n: u64, tuning: Tuning, config: impl Fn(u64) -> String) -> Self {
+        Self::start_env(n, tuning, config, &[])
+    }
+
+    /// As [`TestCluster::start_with`], every node with `env` in its environment.
+    pub fn start_env(
+        n: u64,
+        tuning: Tuning,
+        config: impl Fn(u64) -> String,
+        env: &[(String, String)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut nodes: Vec<NodeProc> = (1..=n)
             .map(|id| NodeProc::new(dir.path(), id, None, &tuning))
@@ -30,6 +40,7 @@ impl TestCluster {
         for node in &mut nodes {
             node.peers = Some(peers.clone());
             node.prepend_config(&config(node.id));
+            node.env = env.to_vec();
             node.start();
         }
         Self { nodes, dir, tuning }

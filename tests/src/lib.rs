@@ -16,6 +16,8 @@
 //! - [`policy`]: the agent's policy service driven one RCPT request at a time;
 //! - [`postfix`]: one real Postfix instance in a namespace;
 //! - [`testbed`]: three nodes, three MX hosts with Postfix and agents, spammer and sender hosts;
+//! - [`prometheus`]: a real Prometheus server, its query API, `promtool check metrics`;
+//! - [`otlp_sink`]: an in-process OTLP collector (traces and metrics over gRPC);
 //! - [`mix`]: the realistic traffic mix of spammers and legitimate senders, as Postfix logs it.
 #![forbid(unsafe_code)]
 
@@ -26,8 +28,10 @@ pub mod events;
 pub mod mix;
 pub mod netns;
 pub mod node_proc;
+pub mod otlp_sink;
 pub mod policy;
 pub mod postfix;
+pub mod prometheus;
 pub mod testbed;
 
 pub use cluster::TestCluster;

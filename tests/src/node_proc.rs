@@ -21,6 +21,8 @@ pub struct NodeProc {
     pub peers: Option<String>,
     /// Network namespace to run in (`ip netns exec`), if any.
     pub netns: Option<String>,
+    /// Extra environment of the process (`OTEL_*` for the telemetry tests).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -53,6 +55,7 @@ impl NodeProc {
             config,
             peers,
             netns: None,
+            env: vec![],
             child: None,
         }
     }
@@ -123,6 +126,7 @@ impl NodeProc {
             .arg("--config")
             .arg(&self.config)
             .env("MXREP_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
