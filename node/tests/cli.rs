@@ -198,3 +198,66 @@ fn json_errors_with_codes_and_exit_statuses() {
         "{err}"
     );
 }
+
+#[test]
+fn json_log_lines_and_a_taken_metrics_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = |api: &str, extra: &[&str], stderr: Stdio| {
+        let mut c = Command::new(NODE);
+        c.args([
+            "--id",
+            "1",
+            "--api-listen",
+            api,
+            "--peer-listen",
+            &free_addr(),
+        ])
+        .args(["--peers", "1=127.0.0.1:1"])
+        .arg("--data-dir")
+        .arg(dir.path().join(api.replace([':', '.'], "_")))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(stderr);
+        c
+    };
+    // A port someone else holds: one line naming it, before anything starts.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let out = node(&free_addr(), &["--metrics-listen", &port], Stdio::piped())
+        .output()
+        .unwrap();
+    let line = refused(&out);
+    assert!(
+        line.contains("cannot listen for metrics on") && line.contains(&port),
+        "{line}"
+    );
+
+    // JSON lines: every line a JSON object with a level and a message.
+    let log = dir.path().join("node.log");
+    let api = free_addr();
+    let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
+    let _n = Running(
+        node(&api, &["--log-format", "json"], stderr)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("mxrep-node starting")
+    {
+        assert!(Instant::now() < deadline, "the node never logged its start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{l}");
+    }
+    let bad = Command::new(NODE)
+        .args(["--dev", "--log-format", "yaml"])
+        .output()
+        .unwrap();
+    assert!(refused(&bad).contains("yaml"));
+}

@@ -12,7 +12,11 @@ use std::time::Duration;
 pub fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;
@@ -20,7 +24,10 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
         return None;
     }
     // Chunked bodies (Prometheus's API): join the chunks.
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut rest = body;
         let mut joined = String::new();
         while let Some((size, tail)) = rest.split_once("\r\n") {
@@ -71,7 +78,9 @@ pub struct PrometheusServer {
 
 impl PrometheusServer {
     pub fn start(dir: &Path, jobs: &[(&str, Vec<String>)]) -> Self {
-        let mut cfg = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
+        let mut cfg = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        );
         for (job, targets) in jobs {
             let list = targets
                 .iter()
@@ -88,7 +97,10 @@ impl PrometheusServer {
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -104,8 +116,8 @@ impl PrometheusServer {
         server
     }
 
-    /// The value of an instant query that returns one sample, if it does.
-    pub fn query_scalar(&self, promql: &str) -> Option<f64> {
+    /// The JSON answer of an instant query; None if Prometheus refused it (a syntax error).
+    pub fn query(&self, promql: &str) -> Option<serde_json::Value> {
         let q: String = promql
             .bytes()
             .map(|b| match b {
@@ -117,10 +129,35 @@ impl PrometheusServer {
             .collect();
         let body = http_get(&self.addr, &format!("/api/v1/query?query={q}"))?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["status"] == "success").then_some(v)
+    }
+
+    /// The value of an instant query that returns one sample, if it does.
+    pub fn query_scalar(&self, promql: &str) -> Option<f64> {
+        let v = self.query(promql)?;
         let result = v["data"]["result"].as_array()?;
         let [one] = result.as_slice() else {
             return None;
         };
         one["value"][1].as_str()?.parse().ok()
     }
+}
+
+/// The repository's root (for the files in deploy/).
+pub fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The PromQL of every panel of deploy/grafana/mxrep-dashboard.json.
+pub fn dashboard_queries() -> Vec<String> {
+    let path = repo_root().join("deploy/grafana/mxrep-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("read the dashboard");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    v["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(String::from))
+        .collect()
 }

@@ -6,7 +6,7 @@
 
 use mxrep_tests::netns::{e2e_available, tool_available, Daemon};
 use mxrep_tests::otlp_sink::{OtlpSink, SpanRecord};
-use mxrep_tests::prometheus::{check_metrics, http_get, PrometheusServer};
+use mxrep_tests::prometheus::{check_metrics, dashboard_queries, http_get, PrometheusServer};
 use mxrep_tests::*;
 use std::io::Write;
 use std::path::PathBuf;
@@ -77,10 +77,17 @@ impl ObsBed {
     /// Five connections of `addr` whose recipients were all unknown, as Postfix logs them.
     fn spam_from(&self, addr: &str) {
         let t = chrono::Utc::now().format("%b %e %H:%M:%S");
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         for i in 0..5 {
             let pid = 200 + i;
-            writeln!(f, "{t} mx-obs postfix/smtpd[{pid}]: connect from unknown[{addr}]").unwrap();
+            writeln!(
+                f,
+                "{t} mx-obs postfix/smtpd[{pid}]: connect from unknown[{addr}]"
+            )
+            .unwrap();
             writeln!(f, "{t} mx-obs postfix/smtpd[{pid}]: NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@mx.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@mx.test> proto=ESMTP helo=<spam.test>").unwrap();
             writeln!(f, "{t} mx-obs postfix/smtpd[{pid}]: disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4").unwrap();
         }
@@ -140,7 +147,10 @@ fn prometheus_sees_events_bans_and_the_agents_lag() {
         r#"sum(mxrep_events_received_total{kind="verdict",mx_host="mx-obs"})"#,
         5.0,
     );
-    at_least(r#"sum(mxrep_ingest_batches_total{outcome="acknowledged"})"#, 1.0);
+    at_least(
+        r#"sum(mxrep_ingest_batches_total{outcome="acknowledged"})"#,
+        1.0,
+    );
     // Every node applied the ban, and counts it under its rule.
     at_least(
         r#"count(mxrep_bans_created_total{source="automatic",rule!="manual"} >= 1)"#,
@@ -158,9 +168,18 @@ fn prometheus_sees_events_bans_and_the_agents_lag() {
     });
     assert_eq!(behind, 0.0);
     let p99 = prom
-        .query_scalar("histogram_quantile(0.99, sum by (le) (mxrep_ban_enforcement_delay_seconds_bucket))")
+        .query_scalar(
+            "histogram_quantile(0.99, sum by (le) (mxrep_ban_enforcement_delay_seconds_bucket))",
+        )
         .expect("an enforcement delay quantile");
     assert!(p99 > 0.0 && p99 <= 10.0, "enforcement delay p99 {p99} s");
+    // The dashboard's every query is valid PromQL over these series.
+    for q in dashboard_queries() {
+        assert!(
+            prom.query(&q).is_some(),
+            "Prometheus refused the dashboard query {q}"
+        );
+    }
     assert!(bed.cluster.nodes.iter().all(|n| n.is_running()));
 }
 
