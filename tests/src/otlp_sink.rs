@@ -105,6 +105,24 @@ impl MetricsService for OtlpSink {
 }
 
 impl OtlpSink {
+    /// Serves the collector on `listener` until the process ends.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(self.clone()))
+            .add_service(MetricsServiceServer::new(self))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+    }
+
+    /// Spans and metric data sets received so far.
+    pub fn counts(&self) -> (usize, usize) {
+        let got = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        (got.spans.len(), got.metrics.len())
+    }
+
     /// Serves the collector on a free loopback port on `rt`; returns it and its endpoint URL.
     pub fn start(rt: &tokio::runtime::Runtime) -> (Self, String) {
         let sink = Self::default();
@@ -112,14 +130,7 @@ impl OtlpSink {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind the OTLP collector");
         let addr = listener.local_addr().expect("collector address");
-        let (traces, metrics) = (sink.clone(), sink.clone());
-        rt.spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(traces))
-                .add_service(MetricsServiceServer::new(metrics))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await
-        });
+        rt.spawn(sink.clone().serve(listener));
         (sink, format!("http://{addr}"))
     }
 

@@ -17,6 +17,8 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 pub const API_PORT: u16 = 7400;
 pub const PEER_PORT: u16 = 7401;
 pub const POLICY_PORT: u16 = 10040;
+pub const METRICS_PORT_NODE: u16 = 9464;
+pub const METRICS_PORT_AGENT: u16 = 9465;
 
 /// An MX host: Postfix plus mxrep-agent.
 pub struct MxHost {
@@ -30,6 +32,9 @@ pub struct MxHost {
     pub agent: Option<Daemon>,
     /// The bed's certificates (the agent presents `agent.pem`); None: plaintext.
     pub pki: Option<PathBuf>,
+    /// Telemetry of the agent: `/metrics` on its address, port 9465, and this environment
+    /// (`OTEL_*`); None: off.
+    pub telemetry: Option<Vec<(String, String)>>,
 }
 
 impl MxHost {
@@ -65,6 +70,13 @@ impl MxHost {
                     pki.join("agent-key.pem"),
                 ]
             }))
+            .args(self.telemetry.iter().flat_map(|_| {
+                [
+                    "--metrics-listen".to_string(),
+                    format!("{}:{METRICS_PORT_AGENT}", self.addr),
+                ]
+            }))
+            .envs(self.telemetry.iter().flatten().map(|(k, v)| (k, v)))
             .env("MXREP_LOG", "info")
             .stdout(Stdio::null())
             .stderr(out)
@@ -131,6 +143,17 @@ impl Testbed {
 
     /// The bed with mTLS (`tls`, as in production) or plaintext (to measure what TLS costs).
     pub fn start_opts(postfix: bool, tls: bool, node_config: impl Fn(u64) -> String) -> Self {
+        Self::start_telemetry(postfix, tls, node_config, None)
+    }
+
+    /// As [`Testbed::start_opts`]; with `telemetry`, nodes serve `/metrics` on port 9464 and
+    /// agents on 9465, every process with that environment (`OTEL_*`).
+    pub fn start_telemetry(
+        postfix: bool,
+        tls: bool,
+        node_config: impl Fn(u64) -> String,
+        telemetry: Option<Vec<(String, String)>>,
+    ) -> Self {
         let mut lab = Lab::new("t");
         let dir = tempfile::tempdir().unwrap();
         // mTLS everywhere, as in production: nodes, agents and mxrepctl with their own certificates.
@@ -158,6 +181,12 @@ impl Testbed {
             );
             n.netns = Some(ns);
             n.prepend_config(&format!("{tls}{}", node_config(i)));
+            if let Some(env) = &telemetry {
+                n.prepend_config(&format!(
+                    "metrics_listen = \"192.0.2.1{i}:{METRICS_PORT_NODE}\""
+                ));
+                n.env = env.clone();
+            }
             n.start();
             nodes.push(n);
         }
@@ -220,6 +249,7 @@ impl Testbed {
                 cluster,
                 agent: None,
                 pki: pki.clone(),
+                telemetry: telemetry.clone(),
             });
         }
         let bed = Self {

@@ -9,11 +9,13 @@
 //! - failover: from SIGKILL of the leader to the first new ban enforced on every MX host.
 //!
 //! Needs root and nftables. `cargo build --release --workspace --bins && ./target/release/e2e-bench`
-//! Options: `--bans N` (default 60), `--load-lines N` per MX host (default 100000).
+//! Options: `--bans N` (default 60), `--load-lines N` per MX host (default 100000),
+//! `--compare tls|telemetry` (plaintext vs mutual TLS, or telemetry off vs on).
 
 use mxrep_tests::netns::e2e_available;
+use mxrep_tests::netns::Daemon;
 use mxrep_tests::testbed::Testbed;
-use mxrep_tests::wait_until;
+use mxrep_tests::{bin, wait_until};
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,6 +29,46 @@ struct Opts {
     /// Delivering connections written per MX host in the ingest run (three log lines each).
     #[arg(long, default_value_t = 100_000)]
     load_lines: usize,
+    /// What the two kinds of bed differ in: `tls` (plaintext vs mutual TLS) or `telemetry`
+    /// (off vs /metrics on every process plus OTLP traces and metrics to a collector, every
+    /// trace sampled).
+    #[arg(long, default_value = "tls")]
+    compare: Compare,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Compare {
+    Tls,
+    Telemetry,
+}
+
+/// Where the bed's processes send OTLP when telemetry is on (a host on the bed's bridge).
+const COLLECTOR: &str = "192.0.2.51:4317";
+
+/// A bed of the second kind (`on`) or the first, for the comparison asked for.
+fn bed(compare: Compare, on: bool) -> (Testbed, Option<Daemon>) {
+    match compare {
+        Compare::Tls => (Testbed::start_opts(false, on, |_| String::new()), None),
+        Compare::Telemetry if !on => (Testbed::start(false), None),
+        Compare::Telemetry => {
+            let env = [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{COLLECTOR}")),
+                ("OTEL_TRACES_SAMPLER", "always_on".to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v));
+            let mut bed =
+                Testbed::start_telemetry(false, true, |_| String::new(), Some(env.to_vec()));
+            let ns = bed.lab.host("ot", &["192.0.2.51/24"]);
+            let sink = Command::new("ip")
+                .args(["netns", "exec", &ns])
+                .arg(bin("otlp-sink"))
+                .args(["--listen", COLLECTOR])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("start otlp-sink");
+            (bed, Some(Daemon(sink)))
+        }
+    }
 }
 
 fn stamp() -> String {
@@ -121,16 +163,23 @@ fn main() {
     if !e2e_available("e2e-bench") {
         std::process::exit(1);
     }
-    let Opts { bans, load_lines } = clap::Parser::parse();
-    // The same measures on a plaintext bed and on the mTLS bed, alternating twice: propagation
-    // times pooled over both rounds of a kind, ingest the mean of its two rounds.
+    let Opts {
+        bans,
+        load_lines,
+        compare,
+    } = clap::Parser::parse();
+    let names = match compare {
+        Compare::Tls => ["plaintext", "mutual TLS"],
+        Compare::Telemetry => ["telemetry off", "telemetry on"],
+    };
+    // The same measures on the two kinds of bed, alternating twice: propagation times pooled
+    // over both rounds of a kind, ingest the mean of its two rounds.
     let mut all: [Vec<Measured>; 2] = [vec![], vec![]];
     for round in 0..2 {
-        for with_tls in [false, true] {
-            let kind = if with_tls { "mutual TLS" } else { "plaintext" };
-            println!("--- round {}: {kind} ---", round + 1);
-            let bed = Testbed::start_opts(false, with_tls, |_| String::new());
-            all[with_tls as usize].push(measure(&bed, bans, load_lines));
+        for on in [false, true] {
+            println!("--- round {}: {} ---", round + 1, names[on as usize]);
+            let (bed, _collector) = bed(compare, on);
+            all[on as usize].push(measure(&bed, bans, load_lines));
         }
     }
     let pooled = |ms: &[Measured], f: fn(&Measured) -> &Vec<f64>, p: f64| {
@@ -144,7 +193,9 @@ fn main() {
         pooled(tls, |m| &m.idle, 0.99),
     );
     println!(
-        "TLS beside plaintext (2 rounds each): propagation p50 {:.0} vs {:.0} ms, p99 {p99_tls:.0} vs {p99_plain:.0} ms ({:+.0} %), under load p99 {:.0} vs {:.0} ms; ingest {:.0} vs {:.0} connections/s ({:.2}×)",
+        "{} beside {} (2 rounds each): propagation p50 {:.0} vs {:.0} ms, p99 {p99_tls:.0} vs {p99_plain:.0} ms ({:+.0} %), under load p99 {:.0} vs {:.0} ms; ingest {:.0} vs {:.0} connections/s ({:.2}×)",
+        names[1],
+        names[0],
         pooled(tls, |m| &m.idle, 0.5),
         pooled(plain, |m| &m.idle, 0.5),
         (p99_tls / p99_plain - 1.0) * 100.0,
@@ -152,7 +203,7 @@ fn main() {
         pooled(plain, |m| &m.loaded, 0.99),
         ingest(tls),
         ingest(plain),
-        ingest(tls) / ingest(plain)
+        ingest(tls) / ingest(plain),
     );
     let mut bed = Testbed::start(false);
     failover(&mut bed);
