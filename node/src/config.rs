@@ -331,6 +331,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_config_in_deploy_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/node.toml");
+        let f = load_file(&path).unwrap();
+        assert_eq!(f.metrics_listen, Some("0.0.0.0:9464".parse().unwrap()));
+        assert_eq!(f.log_format, Some(LogFormat::Text));
+        assert!(peers_from_toml(f.peers.unwrap()).is_ok());
+    }
+
+    #[test]
     fn peers_parse_and_refuse() {
         let p = parse_peers("1=127.0.0.1:7401, 2=node-b:7401").unwrap();
         assert_eq!(p.0.get(&2).unwrap(), "node-b:7401");

@@ -255,6 +255,30 @@ fn one_trace_follows_a_ban_from_the_agents_batch_to_its_nft_transaction() {
         );
         assert!(child.end_ns >= child.start_ns);
     }
+    // An operator's ban under OTEL_*: mxrepctl's span goes to the node in the call's metadata,
+    // and the same trace reaches the agent's nft transaction.
+    let out = Command::new(bin("mxrepctl"))
+        .args(["--endpoint", &bed.cluster.nodes[0].api])
+        .args(["ban", "203.0.113.79", "--for", "1h", "--reason", "traced"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manual = [
+        "mxrep-agent:ban.enforce",
+        "mxrep-node:ban.decided",
+        "mxrep-node:admin.ban",
+        "mxrepctl:mxrepctl.ban",
+    ];
+    wait_until(LIMIT, "one trace from mxrepctl to nft", || {
+        let spans = sink.spans();
+        spans
+            .iter()
+            .filter(|s| s.name == "ban.enforce")
+            .map(|s| ancestry(&spans, s))
+            .find(|c| names(c) == manual)
+            .map(|_| ())
+    });
     // Metrics went over OTLP too, from both processes.
     wait_until(LIMIT, "OTLP metrics from the node and the agent", || {
         (sink.has_metric("mxrep-node", "mxrep_events_received")

@@ -1,5 +1,7 @@
 //! `mxrepctl ban PREFIX --for DURATION --reason TEXT`: a manual ban on every MX host.
 
+use mxrep_common::telemetry::propagate;
+use tracing::Instrument as _;
 use super::render::{ban_json, ban_line};
 use super::Output;
 use crate::state::parse_prefix_strict;
@@ -42,15 +44,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let secs = a.duration.as_secs();
     anyhow::ensure!(secs > 0, "--for must be at least one second");
-    let r = client
-        .ban(BanRequest {
-            prefix: a.prefix.clone(),
-            duration_seconds: secs,
-            reason: a.reason,
-            force: a.force,
-        })
-        .await?
-        .into_inner();
+    // Under OTEL_*, the ban's trace starts here and its context rides in the call's metadata.
+    let span = tracing::info_span!("mxrepctl.ban", prefix = %a.prefix);
+    let mut request = tonic::Request::new(BanRequest {
+        prefix: a.prefix.clone(),
+        duration_seconds: secs,
+        reason: a.reason,
+        force: a.force,
+    });
+    propagate::inject(&span, request.metadata_mut());
+    let r = client.ban(request).instrument(span).await?.into_inner();
     if out.json {
         out.json(json!({"version": r.version, "ban": r.ban.as_ref().map(ban_json)}));
     } else if let Some(b) = &r.ban {

@@ -222,6 +222,13 @@ impl ClusterGauges {
                 },
                 cluster,
             ),
+            gauge(
+                &m,
+                "mxrep_dns_list_error_answers",
+                "DNS list answers that were list errors (127.255.255.x, outside 127/8), ignored.",
+                |c| vec![(c.state.read_locked().state.dnsbl.list_errors, vec![])],
+                cluster,
+            ),
         ];
         Self { _gauges: g }
     }

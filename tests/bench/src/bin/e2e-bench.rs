@@ -63,7 +63,6 @@ fn bed(compare: Compare, on: bool) -> (Testbed, Option<Daemon>) {
                 .args(["netns", "exec", &ns])
                 .arg(bin("otlp-sink"))
                 .args(["--listen", COLLECTOR])
-                .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("start otlp-sink");
             (bed, Some(Daemon(sink)))
