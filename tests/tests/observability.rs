@@ -263,7 +263,11 @@ fn one_trace_follows_a_ban_from_the_agents_batch_to_its_nft_transaction() {
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let manual = [
         "mxrep-agent:ban.enforce",
         "mxrep-node:ban.decided",

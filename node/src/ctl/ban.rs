@@ -1,16 +1,16 @@
 //! `mxrepctl ban PREFIX --for DURATION --reason TEXT`: a manual ban on every MX host.
 
-use mxrep_common::telemetry::propagate;
-use tracing::Instrument as _;
 use super::render::{ban_json, ban_line};
 use super::Output;
 use crate::state::parse_prefix_strict;
 use clap::Args;
+use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1::admin_client::AdminClient;
 use mxrep_proto::v1::BanRequest;
 use serde_json::json;
 use std::time::Duration;
 use tonic::transport::Channel;
+use tracing::Instrument as _;
 
 #[derive(Debug, Args)]
 pub struct BanArgs {
