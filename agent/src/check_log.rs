@@ -17,6 +17,8 @@ pub struct Summary {
     pub events: BTreeMap<&'static str, u64>,
     pub ignored: u64,
     pub not_understood: u64,
+    /// Postfix lines about a client in a shape this parser does not know, by shape.
+    pub unknown_shapes: BTreeMap<String, u64>,
 }
 
 fn details(e: &pb::Event) -> String {
@@ -119,6 +121,9 @@ pub fn check(
             }
             Parsed::Ignored => s.ignored += 1,
             Parsed::NotUnderstood => s.not_understood += 1,
+            Parsed::UnknownShape(shape) => {
+                *s.unknown_shapes.entry(shape.clone()).or_insert(0) += 1;
+            }
         }
     }
     for v in connections.expire(i64::MAX) {
@@ -133,7 +138,8 @@ pub fn print_summary(s: &Summary, out: &mut impl Write, json: bool) -> std::io::
     if json {
         let v = serde_json::json!({
             "summary": {"lines": s.lines, "events": total, "by_kind": s.events,
-                        "ignored": s.ignored, "not_understood": s.not_understood}
+                        "ignored": s.ignored, "not_understood": s.not_understood,
+                        "unknown_shapes": s.unknown_shapes}
         });
         return writeln!(out, "{v}");
     }
@@ -148,5 +154,13 @@ pub fn print_summary(s: &Summary, out: &mut impl Write, json: bool) -> std::io::
         "lines without event: {} (other Postfix programs and messages)",
         s.ignored
     )?;
-    writeln!(out, "lines not understood: {}", s.not_understood)
+    writeln!(out, "lines not understood: {}", s.not_understood)?;
+    if !s.unknown_shapes.is_empty() {
+        let n: u64 = s.unknown_shapes.values().sum();
+        writeln!(out, "Postfix lines about a client in an unknown shape: {n}")?;
+        for (shape, n) in &s.unknown_shapes {
+            writeln!(out, "  {n:>6}  {shape}")?;
+        }
+    }
+    Ok(())
 }

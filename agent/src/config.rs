@@ -17,6 +17,10 @@ pub struct RunArgs {
     /// Postfix log file to follow (repeatable).
     #[arg(long)]
     pub postfix_log: Vec<PathBuf>,
+    /// Receive syslog (UDP and TCP, RFC 5424 or 3164) on this address, e.g. 0.0.0.0:5514; each
+    /// message's host name is the MX host of its events (off unless given).
+    #[arg(long)]
+    pub syslog_listen: Option<std::net::SocketAddr>,
     /// Address for Postfix's check_policy_service, e.g. 127.0.0.1:10040 (off unless given).
     #[arg(long)]
     pub policy_listen: Option<std::net::SocketAddr>,
@@ -57,6 +61,7 @@ pub struct AgentConfig {
     pub node_name: String,
     pub postfix_logs: Vec<PathBuf>,
     pub policy_listen: Option<std::net::SocketAddr>,
+    pub syslog_listen: Option<std::net::SocketAddr>,
     pub state_dir: PathBuf,
     pub nft_table: String,
     pub ports: Vec<u16>,
@@ -112,6 +117,7 @@ impl RunArgs {
             node_name,
             postfix_logs: self.postfix_log,
             policy_listen: self.policy_listen,
+            syslog_listen: self.syslog_listen,
             state_dir: self.state_dir,
             nft_table: self.nft_table,
             ports: self.ports,

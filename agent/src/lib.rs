@@ -3,7 +3,8 @@
 //! nftables sets equal to the cluster's ban list.
 //!
 //! # Layout
-//! - [`sources`]: where events come from: the Postfix log parser and follower, the connection
+//! - [`sources`]: where events come from: the Postfix log parser (smtpd, postscreen) and follower,
+//!   the syslog receiver, the connection
 //!   tracker that gives each SMTP connection one verdict, log time zones, the policy service and
 //!   its greylisting (leases, the followed triplet keys, reports);
 //! - [`uplink`]: verdicts to the cluster in acknowledged batches, exactly once across failover;

@@ -13,7 +13,8 @@ use std::sync::LazyLock;
 
 /// Everything the agent counts.
 pub struct AgentMetrics {
-    /// Log lines read, by `result`: event (evidence), ignored (no evidence), not_understood.
+    /// Log lines read, by `result`: event (evidence), ignored (no evidence), not_understood,
+    /// unknown_shape (a Postfix line about a client in a shape not known).
     pub log_lines: Counter<u64>,
     /// Events through the uplink, by `outcome`: queued, acknowledged, refused (by the cluster),
     /// dropped (the queue was full).

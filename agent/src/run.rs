@@ -70,6 +70,10 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         metrics_http::spawn(addr, registry, mxrep_common::shutdown::Shutdown::never()).await?;
     }
     log_pump::start(&cfg.postfix_logs, &state, &uplink, &cfg.log_timezone);
+    if let Some(addr) = cfg.syslog_listen {
+        crate::sources::syslog::start(addr, cfg.cluster.clone(), cfg.log_timezone.clone()).await?;
+        tracing::info!("receiving syslog on udp and tcp {addr}");
+    }
     tokio::spawn(report_stats(uplink.clone()));
     let metrics = cfg
         .metrics_listen

@@ -29,6 +29,7 @@ pub fn start(paths: &[PathBuf], state: &StateDir, uplink: &Uplink, tz: &LogTimez
         let tz = tz.clone();
         tokio::spawn(async move {
             let mut not_understood = 0u64;
+            let mut shapes = std::collections::HashSet::new();
             let mut connections = ConnectionTracker::default();
             loop {
                 let before = f.position();
@@ -36,13 +37,14 @@ pub fn start(paths: &[PathBuf], state: &StateDir, uplink: &Uplink, tz: &LogTimez
                 for e in connections.expire(now.timestamp_millis()) {
                     uplink.push(e);
                 }
-                let mut lines = [0u64; 3];
+                let mut lines = [0u64; 4];
                 for line in f.poll() {
                     let read = parse_line_in(&line, now, &tz);
                     lines[match &read.parsed {
                         Parsed::Event(_) => 0,
                         Parsed::Ignored => 1,
                         Parsed::NotUnderstood => 2,
+                        Parsed::UnknownShape(_) => 3,
                     }] += 1;
                     match &read.parsed {
                         Parsed::Event(_) => {
@@ -51,6 +53,15 @@ pub fn start(paths: &[PathBuf], state: &StateDir, uplink: &Uplink, tz: &LogTimez
                             }
                         }
                         Parsed::Ignored => {}
+                        Parsed::UnknownShape(shape) => {
+                            // Once per shape (up to a thousand shapes): a new kind of line.
+                            if shapes.len() < 1000 && shapes.insert(shape.clone()) {
+                                tracing::warn!(
+                                    "{}: a Postfix line about a client in a shape mxrep does not know (reported once): {shape}",
+                                    f.path().display()
+                                );
+                            }
+                        }
                         Parsed::NotUnderstood => {
                             not_understood += 1;
                             if not_understood.is_power_of_two() {
@@ -63,9 +74,10 @@ pub fn start(paths: &[PathBuf], state: &StateDir, uplink: &Uplink, tz: &LogTimez
                         }
                     }
                 }
-                for (n, result) in lines
-                    .into_iter()
-                    .zip(["event", "ignored", "not_understood"])
+                for (n, result) in
+                    lines
+                        .into_iter()
+                        .zip(["event", "ignored", "not_understood", "unknown_shape"])
                 {
                     if n > 0 {
                         crate::metrics::agent()

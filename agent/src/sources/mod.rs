@@ -1,4 +1,5 @@
-//! Where events come from on an MX host: Postfix's log and Postfix's policy requests.
+//! Where events come from on an MX host: Postfix's log (a file, or syslog forwarded to the
+//! agent) and Postfix's policy requests.
 
 pub mod connections;
 pub mod greylist;
@@ -6,7 +7,10 @@ pub mod log_follower;
 pub mod log_pump;
 pub mod policy_server;
 pub mod postfix;
+pub mod syslog;
 pub mod timezone;
 
+#[cfg(test)]
+mod postfix_shapes_tests;
 #[cfg(test)]
 mod postfix_tests;

@@ -15,6 +15,9 @@ use regex::Regex;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+mod postscreen;
+mod smtpd;
+
 /// What one line turned out to be.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
@@ -24,6 +27,9 @@ pub enum Parsed {
     Ignored,
     /// Not a log line this parser knows.
     NotUnderstood,
+    /// A Postfix line about a client that matches no shape this parser knows: the shape (the
+    /// message with addresses, numbers and queue ids masked), so it can be reported once.
+    UnknownShape(String),
 }
 
 struct Patterns {
@@ -38,6 +44,10 @@ struct Patterns {
     accepted: Regex,
     after: Regex,
     dnsbl: Regex,
+    /// Any client address in brackets.
+    any_client: Regex,
+    /// What an unknown shape masks: addresses, <…>, queue ids, numbers.
+    masked: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -48,12 +58,14 @@ fn patterns() -> &'static Patterns {
         rfc5424: Regex::new(r"^<\d{1,3}>1 (\S+) (\S+) (\S+) (\S+) (\S+) (?:-|\[.*?\]) ?(.*)$").unwrap(),
         client: Regex::new(r"from ([^\s\[]*)\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]").unwrap(),
         postscreen_client: Regex::new(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]:\d+").unwrap(),
-        reject: Regex::new(r"reject: (\w+) from [^\s\[]*\[[^\]]+\]: (\d{3}) (?:(\d\.\d{1,3}\.\d{1,3}) )?(.*?)(?:; from=<([^>]*)>)?(?: to=<([^>]*)>)?(?: proto=\S+)?(?: helo=<([^>]*)>)?$").unwrap(),
+        reject: Regex::new(r"reject: (\w+) from [^\s\[]*\[[^\]]+\](?::\d+)?: (\d{3}) (?:(\d\.\d{1,3}\.\d{1,3}) )?(.*?)(?:; from=<([^>]*)>,?)?(?: to=<([^>]*)>,?)?(?: proto=[^\s,]+,?)?(?: helo=<([^>]*)>)?$").unwrap(),
         counts: Regex::new(r"(\w+)=(\d+)(?:/(\d+))?").unwrap(),
-        sasl: Regex::new(r"^warning: [^\s\[]*\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]: SASL (\S+) authentication failed").unwrap(),
+        sasl: Regex::new(r"^warning: [^\s\[]*\[(?:IPv6:)?([0-9A-Fa-f:.]+)\](?::\d+)?: SASL (\S+) authentication failed").unwrap(),
         accepted: Regex::new(r"^([0-9A-Za-z]+): client=[^\s\[]*\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]").unwrap(),
-        after: Regex::new(r"^(lost connection|too many errors|improper command pipelining) after (\S+) from [^\s\[]*\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]").unwrap(),
+        after: Regex::new(r"^(lost connection|too many errors|improper command pipelining|timeout) after (\S+)(?: \([^)]*\))? from [^\s\[]*\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]").unwrap(),
         dnsbl: Regex::new(r"^DNSBL rank (\d+) for \[(?:IPv6:)?([0-9A-Fa-f:.]+)\]:\d+").unwrap(),
+        any_client: Regex::new(r"\[(?:IPv6:)?[0-9A-Fa-f]*[:.][0-9A-Fa-f:.]+\]").unwrap(),
+        masked: Regex::new(r"\[[^\]]*\](?::\d+)?|<[^>]*>|\b[0-9A-F]{6,}\b|\d+(?:\.\d+)?").unwrap(),
     })
 }
 
@@ -232,130 +244,32 @@ pub fn parse_line_in(line: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Line {
 
 /// The event of one message from `program`, stamped `t`.
 fn message(t: i64, program: &str, msg: &str) -> Parsed {
-    let prog = program.rsplit('/').next().unwrap_or(program);
-    let p = patterns();
-    match prog {
-        "smtpd" => {
-            if let Some(rest) = msg.strip_prefix("connect from ") {
-                let a = p
-                    .client
-                    .captures(&format!("from {rest}"))
-                    .and_then(|c| addr(c.get(2)?.as_str()));
-                return a.map_or(Parsed::Ignored, |a| {
-                    event(t, a, Kind::Connect(pb::Connect {}))
-                });
-            }
-            if msg.starts_with("disconnect from ") {
-                let Some(c) = p.client.captures(msg) else {
-                    return Parsed::Ignored;
-                };
-                let Some(a) = addr(&c[2]) else {
-                    return Parsed::Ignored;
-                };
-                let tail = &msg[c.get(0).map_or(0, |m| m.end())..];
-                let commands = p
-                    .counts
-                    .captures_iter(tail)
-                    .map(|c| {
-                        let ok: u32 = c[2].parse().unwrap_or(0);
-                        pb::CommandCount {
-                            command: c[1].to_string(),
-                            ok,
-                            total: c.get(3).and_then(|m| m.as_str().parse().ok()).unwrap_or(ok),
-                        }
-                    })
-                    .collect();
-                return event(t, a, Kind::Disconnect(pb::Disconnect { commands }));
-            }
-            if let Some(i) = msg.find("reject: ") {
-                let Some(c) = p.client.captures(&msg[i..]) else {
-                    return Parsed::Ignored;
-                };
-                let Some(a) = addr(&c[2]) else {
-                    return Parsed::Ignored;
-                };
-                let Some(r) = p.reject.captures(&msg[i..]) else {
-                    return Parsed::Ignored;
-                };
-                let code: u32 = r[2].parse().unwrap_or(0);
-                let enhanced = r.get(3).map_or("", |m| m.as_str()).to_string();
-                // 4.3.x is our own side failing (e.g. a policy service down), not the client.
-                if enhanced.starts_with("4.3.") {
-                    return Parsed::Ignored;
-                }
-                let text = r.get(4).map_or("", |m| m.as_str());
-                return event(
-                    t,
-                    a,
-                    Kind::Rejected(pb::RecipientRejected {
-                        code,
-                        enhanced_code: enhanced,
-                        class: reject_class(text) as i32,
-                        sender: r.get(5).map_or("", |m| m.as_str()).to_string(),
-                        recipient: r.get(6).map_or("", |m| m.as_str()).to_string(),
-                        helo: r.get(7).map_or("", |m| m.as_str()).to_string(),
-                    }),
-                );
-            }
-            if let Some(c) = p.sasl.captures(msg) {
-                let Some(a) = addr(&c[1]) else {
-                    return Parsed::Ignored;
-                };
-                return event(
-                    t,
-                    a,
-                    Kind::AuthFailure(pb::AuthFailure {
-                        mechanism: c[2].to_string(),
-                    }),
-                );
-            }
-            if let Some(c) = p.accepted.captures(msg) {
-                let Some(a) = addr(&c[2]) else {
-                    return Parsed::Ignored;
-                };
-                return event(
-                    t,
-                    a,
-                    Kind::Accepted(pb::MessageAccepted {
-                        queue_id: c[1].to_string(),
-                    }),
-                );
-            }
-            if let Some(c) = p.after.captures(msg) {
-                let Some(a) = addr(&c[3]) else {
-                    return Parsed::Ignored;
-                };
-                let kind = match &c[1] {
-                    "lost connection" => pb::ProtocolErrorKind::LostConnection,
-                    "too many errors" => pb::ProtocolErrorKind::TooManyErrors,
-                    _ => pb::ProtocolErrorKind::Pipelining,
-                };
-                return protocol_error(t, a, kind, format!("{} after {}", &c[1], &c[2]));
-            }
-            Parsed::Ignored
-        }
-        "postscreen" => {
-            let kind = if msg.starts_with("PREGREET ") {
-                pb::ProtocolErrorKind::Pregreet
-            } else if msg.starts_with("HANGUP ") {
-                pb::ProtocolErrorKind::Hangup
-            } else if p.dnsbl.is_match(msg) {
-                pb::ProtocolErrorKind::Dnsbl
-            } else {
-                return Parsed::Ignored;
-            };
-            let Some(a) = p
-                .postscreen_client
-                .captures(msg)
-                .and_then(|c| addr(c.get(1)?.as_str()))
-            else {
-                return Parsed::Ignored;
-            };
-            let detail: String = msg.chars().take(120).collect();
-            protocol_error(t, a, kind, detail)
-        }
+    match program.rsplit('/').next().unwrap_or(program) {
+        "smtpd" => smtpd::message(t, msg),
+        "postscreen" => postscreen::message(t, msg),
         _ => Parsed::Ignored,
     }
+}
+
+/// A message that names a client but matches nothing known: its shape, or Ignored when it has no
+/// client address or starts with one of the `informational` prefixes.
+fn unknown_shape(msg: &str, informational: &[&str]) -> Parsed {
+    let p = patterns();
+    // `QUEUEID: hold: …` is as informational as `NOQUEUE: hold: …`.
+    let bare = match msg.split_once(": ") {
+        Some((id, rest)) if id.chars().all(|c| c.is_ascii_alphanumeric()) => rest,
+        _ => msg,
+    };
+    let known = |m: &str| informational.iter().any(|i| m.starts_with(i));
+    if !p.any_client.is_match(msg)
+        || known(msg)
+        || known(&format!("NOQUEUE: {bare}"))
+        || known(bare)
+    {
+        return Parsed::Ignored;
+    }
+    let shape = p.masked.replace_all(msg, "…");
+    Parsed::UnknownShape(shape.chars().take(100).collect())
 }
 
 /// Short name of an event's kind, as check-log prints it.

@@ -1,0 +1,180 @@
+//! The syslog receiver: rsyslog, syslog-ng or a network device forwards mail logs to the agent
+//! over UDP (one message per datagram) and TCP (octet-counted or newline framing), RFC 5424 or
+//! RFC 3164. The host name in each message becomes the MX host of its events: every host gets
+//! its own connection tracker and its own uplink (session and batches), so one agent can speak
+//! for a whole fleet that forwards to it.
+//!
+//! # Layout
+//! - [`frame`]: TCP framing; [`message`]: a message's host and the line to parse;
+//! - this file: the sockets, and the per-host trackers and uplinks.
+
+pub mod frame;
+pub mod message;
+
+use super::connections::ConnectionTracker;
+use super::postfix::{parse_line_in, Parsed};
+use super::timezone::LogTimezone;
+use crate::uplink::{Uplink, UplinkConfig};
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt as _;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+/// Most distinct hosts followed; messages of more are refused (and counted).
+const MAX_HOSTS: usize = 10_000;
+/// Messages waiting for the parser before receivers are held back.
+const QUEUE: usize = 65_536;
+
+/// What the receiver counted, for logs and tests.
+#[derive(Debug, Default)]
+pub struct SyslogStats {
+    pub messages: AtomicU64,
+    /// Not syslog, an unusable host name, a framing error, or over the host limit.
+    pub refused: AtomicU64,
+}
+
+/// One received message and where it came from.
+struct Received {
+    text: String,
+    peer: String,
+}
+
+/// Binds UDP and TCP on `addr` and starts receiving; events go to `cluster` under each
+/// message's host name.
+pub async fn start(
+    addr: SocketAddr,
+    cluster: Vec<String>,
+    tz: LogTimezone,
+) -> anyhow::Result<Arc<SyslogStats>> {
+    let udp = UdpSocket::bind(addr)
+        .await
+        .with_context(|| format!("cannot receive syslog on udp {addr}"))?;
+    let tcp = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot receive syslog on tcp {addr}"))?;
+    let stats = Arc::new(SyslogStats::default());
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(receive_udp(udp, tx.clone()));
+    tokio::spawn(accept_tcp(tcp, tx, stats.clone()));
+    tokio::spawn(parse(rx, cluster, tz, stats.clone()));
+    Ok(stats)
+}
+
+async fn receive_udp(socket: UdpSocket, tx: mpsc::Sender<Received>) {
+    let mut buf = vec![0u8; frame::MAX_MESSAGE];
+    loop {
+        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let peer = peer.ip().to_string();
+        if tx.send(Received { text, peer }).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, tx: mpsc::Sender<Received>, stats: Arc<SyslogStats>) {
+    loop {
+        let Ok((mut stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (tx, stats) = (tx.clone(), stats.clone());
+        tokio::spawn(async move {
+            let mut framer = frame::Framer::default();
+            let mut buf = vec![0u8; 16 * 1024];
+            let peer = peer.ip().to_string();
+            loop {
+                let n = match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                match framer.push(&buf[..n]) {
+                    Ok(messages) => {
+                        for text in messages {
+                            let peer = peer.clone();
+                            if tx.send(Received { text, peer }).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("syslog from {peer}: {e}; closing the connection");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One sending host: its connections and its uplink.
+struct Host {
+    tracker: ConnectionTracker,
+    uplink: Uplink,
+}
+
+async fn parse(
+    mut rx: mpsc::Receiver<Received>,
+    cluster: Vec<String>,
+    tz: LogTimezone,
+    stats: Arc<SyslogStats>,
+) {
+    let mut hosts: HashMap<String, Host> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let r = tokio::select! {
+            r = rx.recv() => match r { Some(r) => r, None => return },
+            _ = tick.tick() => {
+                let now = chrono::Utc::now().timestamp_millis();
+                for h in hosts.values_mut() {
+                    for e in h.tracker.expire(now) {
+                        h.uplink.push(e);
+                    }
+                }
+                continue;
+            }
+        };
+        stats.messages.fetch_add(1, Ordering::Relaxed);
+        let Some((name, line)) = message::split(&r.text, &r.peer) else {
+            refuse(&stats, &r);
+            continue;
+        };
+        if !hosts.contains_key(&name) && hosts.len() >= MAX_HOSTS {
+            refuse(&stats, &r);
+            continue;
+        }
+        let read = parse_line_in(&line, chrono::Utc::now(), &tz);
+        if !matches!(read.parsed, Parsed::Event(_)) {
+            continue;
+        }
+        let host = hosts.entry(name).or_insert_with_key(|name| {
+            tracing::info!("syslog: events from host {name} go to the cluster as MX host {name}");
+            Host {
+                tracker: ConnectionTracker::default(),
+                uplink: Uplink::start(UplinkConfig::new(cluster.clone(), name.clone())),
+            }
+        });
+        for e in host.tracker.feed(read) {
+            host.uplink.push(e);
+        }
+    }
+}
+
+fn refuse(stats: &SyslogStats, r: &Received) {
+    let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(
+            "syslog from {}: {n} messages refused so far (not syslog, a bad host name, or over {MAX_HOSTS} hosts), e.g. {:?}",
+            r.peer,
+            r.text.chars().take(100).collect::<String>()
+        );
+    }
+}

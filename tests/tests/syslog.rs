@@ -1,0 +1,164 @@
+//! The agent as a syslog receiver: a real rsyslog forwards Postfix's lines over TCP
+//! (octet-counted, its forwarding format), and a host sends RFC 3164 datagrams over UDP; each message's host
+//! name becomes the MX host of its events, and the cluster bans from them as from a log file.
+//! The agent runs with `--dry-run`: this is about reading, not enforcing.
+
+use mxrep_tests::netns::{tool_available, Daemon};
+use mxrep_tests::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// The evidence hosts of the ban of `prefix`, once there is one.
+fn ban_hosts(node: &NodeProc, prefix: &str) -> Option<Vec<String>> {
+    let v = ctl_json(&node.api, &["bans", "list"]).ok()?;
+    let ban = v["bans"]
+        .as_array()?
+        .iter()
+        .find(|b| b["prefix"] == prefix)?
+        .clone();
+    Some(
+        ban["evidence"]
+            .as_array()?
+            .iter()
+            .flat_map(|e| e["mx_hosts"].as_array().cloned().unwrap_or_default())
+            .filter_map(|h| h.as_str().map(String::from))
+            .collect(),
+    )
+}
+
+/// Five connections of `addr` with only unknown recipients, as smtpd logs them (no header).
+fn spam_session(addr: &str) -> Vec<(u32, String)> {
+    (0..5)
+        .flat_map(|i| {
+            let pid = 7100 + i;
+            [
+                (pid, format!("connect from unknown[{addr}]")),
+                (pid, format!("NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <n{i}@mx.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<n{i}@mx.test> proto=ESMTP helo=<spam.test>")),
+                (pid, format!("disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4")),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
+    if !tool_available("syslog receiver test", "rsyslogd", "rsyslog")
+        || !tool_available("syslog receiver test", "logger", "bsdutils")
+    {
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::single_leading(dir.path(), "");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let agent_log = dir.path().join("agent.log");
+    let _agent = Daemon(
+        Command::new(bin("mxrep-agent"))
+            .args([
+                "--cluster",
+                &node.api,
+                "--node-name",
+                "receiver",
+                "--dry-run",
+            ])
+            .args(["--syslog-listen", &listen, "--log-timezone", "UTC"])
+            .arg("--state-dir")
+            .arg(dir.path().join("agent-state"))
+            .env("MXREP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&agent_log).unwrap())
+            .spawn()
+            .expect("start mxrep-agent"),
+    );
+    wait_until(LIMIT, "the agent to receive syslog", || {
+        std::fs::read_to_string(&agent_log)
+            .ok()?
+            .contains("receiving syslog")
+            .then_some(())
+    });
+
+    // rsyslog: a local socket in, octet-counted over TCP out in its forwarding format (the tag
+    // `postfix/smtpd[PID]` kept whole), as a site's relay does.
+    let sock = dir.path().join("log.sock");
+    let conf = dir.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{d}\")\n\
+             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{s}\" CreatePath=\"on\")\n\
+             action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" \
+             TCP_Framing=\"octet-counted\" template=\"RSYSLOG_ForwardFormat\")\n",
+            d = dir.path().display(),
+            s = sock.display()
+        ),
+    )
+    .unwrap();
+    let _rsyslog = Daemon(
+        Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("rsyslogd.log")).unwrap())
+            .spawn()
+            .expect("start rsyslogd"),
+    );
+    wait_until(LIMIT, "rsyslog's socket", || sock.exists().then_some(()));
+    for (pid, msg) in spam_session("203.0.113.61") {
+        let ok = Command::new("logger")
+            .arg("-u")
+            .arg(&sock)
+            .args([
+                "-t",
+                "postfix/smtpd",
+                &format!("--id={pid}"),
+                "-p",
+                "mail.info",
+                &msg,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "logger");
+    }
+    let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let hosts = wait_until(LIMIT, "the ban of the address rsyslog forwarded", || {
+        ban_hosts(&node, "203.0.113.61/32")
+    });
+    assert_eq!(
+        hosts,
+        vec![this_host.clone()],
+        "the sending host is the MX host"
+    );
+
+    // RFC 3164 datagrams from another MX host, with a one-space day when the day has one digit.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stamp = chrono::Utc::now().format("%b %e %H:%M:%S").to_string();
+    for (pid, msg) in spam_session("203.0.113.62") {
+        let line = format!("<22>{stamp} mx-udp postfix/smtpd[{pid}]: {msg}");
+        udp.send_to(line.as_bytes(), &listen).unwrap();
+    }
+    let hosts = wait_until(LIMIT, "the ban of the address sent over UDP", || {
+        ban_hosts(&node, "203.0.113.62/32")
+    });
+    assert_eq!(hosts, vec!["mx-udp".to_string()]);
+    // Garbage is refused and counted, and the receiver keeps going.
+    udp.send_to(b"not syslog at all", &listen).unwrap();
+    wait_until(LIMIT, "the refusal to be logged", || {
+        std::fs::read_to_string(&agent_log)
+            .ok()?
+            .contains("messages refused")
+            .then_some(())
+    });
+    let log = std::fs::read_to_string(&agent_log).unwrap();
+    assert!(log.contains(&format!("as MX host {this_host}")), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
