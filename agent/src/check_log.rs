@@ -103,6 +103,7 @@ pub fn check(
     let mut s = Summary::default();
     let now = chrono::Utc::now();
     let mut connections = ConnectionTracker::default();
+    let mut cri = crate::sources::cri::CriJoiner::default();
     let emit = |s: &mut Summary, out: &mut _, e: &pb::Event| {
         *s.events.entry(kind_name(e)).or_insert(0) += 1;
         print_event(out, e, json)
@@ -111,7 +112,16 @@ pub fn check(
         let line = line?;
         s.lines += 1;
         let text = String::from_utf8_lossy(&line);
-        let read = parse_line_in(&text, now, tz);
+        // Container logs (CRI) are told apart line by line, partial lines joined.
+        let read = if crate::sources::cri::looks_like_cri(&text) {
+            match cri.push(&text) {
+                Ok(None) => continue,
+                Ok(Some(c)) => c.to_line("container", now, tz),
+                Err(_) => parse_line_in(&text, now, tz),
+            }
+        } else {
+            parse_line_in(&text, now, tz)
+        };
         match &read.parsed {
             Parsed::Event(e) => {
                 emit(&mut s, out, e)?;

@@ -17,6 +17,10 @@ pub struct RunArgs {
     /// Postfix log file to follow (repeatable).
     #[arg(long)]
     pub postfix_log: Vec<PathBuf>,
+    /// Kubernetes container logs (CRI format) to follow, as a glob, e.g.
+    /// '/var/log/pods/mail_postfix-*/postfix/*.log' (repeatable); pods are picked up as they come.
+    #[arg(long)]
+    pub container_log: Vec<String>,
     /// Receive syslog (UDP and TCP, RFC 5424 or 3164) on this address, e.g. 0.0.0.0:5514; each
     /// message's host name is the MX host of its events (off unless given).
     #[arg(long)]
@@ -60,6 +64,7 @@ pub struct AgentConfig {
     pub cluster: Vec<String>,
     pub node_name: String,
     pub postfix_logs: Vec<PathBuf>,
+    pub container_logs: Vec<String>,
     pub policy_listen: Option<std::net::SocketAddr>,
     pub syslog_listen: Option<std::net::SocketAddr>,
     pub state_dir: PathBuf,
@@ -116,6 +121,7 @@ impl RunArgs {
             cluster,
             node_name,
             postfix_logs: self.postfix_log,
+            container_logs: self.container_log,
             policy_listen: self.policy_listen,
             syslog_listen: self.syslog_listen,
             state_dir: self.state_dir,

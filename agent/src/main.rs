@@ -23,7 +23,7 @@ struct Cli {
 enum Cmd {
     /// Print the events read from a Postfix log, one per line, and a summary.
     CheckLog {
-        /// The Postfix log to read (maillog_file, syslog or RFC 5424 lines).
+        /// The Postfix log to read (maillog_file, syslog, RFC 5424, or a Kubernetes container log).
         file: PathBuf,
         /// One JSON object per line.
         #[arg(long)]

@@ -69,7 +69,16 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         // Served until the process exits.
         metrics_http::spawn(addr, registry, mxrep_common::shutdown::Shutdown::never()).await?;
     }
-    log_pump::start(&cfg.postfix_logs, &state, &uplink, &cfg.log_timezone);
+    let pump = log_pump::start(
+        &cfg.postfix_logs,
+        &state,
+        &uplink,
+        &cfg.log_timezone,
+        &cfg.node_name,
+    );
+    if !cfg.container_logs.is_empty() {
+        crate::sources::container_logs::watch(cfg.container_logs.clone(), pump)?;
+    }
     if let Some(addr) = cfg.syslog_listen {
         crate::sources::syslog::start(addr, cfg.cluster.clone(), cfg.log_timezone.clone()).await?;
         tracing::info!("receiving syslog on udp and tcp {addr}");

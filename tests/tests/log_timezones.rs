@@ -54,7 +54,10 @@ impl ZonedAgent {
     fn write(&self, lines: &[String]) {
         let local = chrono::Utc::now() + chrono::Duration::hours(self.offset_h.into());
         let stamp = local.format("%b %e %H:%M:%S");
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.log).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         for l in lines {
             writeln!(f, "{stamp} {} {l}", self.name).unwrap();
         }
@@ -100,9 +103,11 @@ fn hosts_east_and_west_of_utc_count_and_ban_like_a_utc_host() {
             .collect();
         a.write(&lines);
     }
-    wait_until(LIMIT, "six accepted messages counted for the sender", || {
-        (accepted_messages(&node.api, "198.51.100.70")? == 6).then_some(())
-    });
+    wait_until(
+        LIMIT,
+        "six accepted messages counted for the sender",
+        || (accepted_messages(&node.api, "198.51.100.70")? == 6).then_some(()),
+    );
     // A burst of rejected connections, split over the two hosts, is banned with both as evidence.
     for (k, a) in [&east, &west].into_iter().enumerate() {
         let lines: Vec<String> = (0..3)

@@ -1,99 +1,187 @@
-//! The log pump: follows each Postfix log (rotation and restarts included), parses its lines,
+//! The log pump: follows each log file (rotation and restarts included), parses its lines,
 //! turns each SMTP connection into one verdict (`connections`), and pushes the verdicts to the
 //! uplink; remembers how far each log was read, so a restart neither loses nor repeats lines.
+//! A file is either a syslog-style Postfix log or a container log in the CRI format.
 
 use super::connections::ConnectionTracker;
+use super::cri::CriJoiner;
 use super::log_follower::LogFollower;
-use super::postfix::{parse_line_in, Parsed};
+use super::postfix::{parse_line_in, Line, Parsed};
 use super::timezone::LogTimezone;
-use crate::state_dir::StateDir;
+use crate::state_dir::{Position, StateDir};
 use crate::uplink::Uplink;
 use mxrep_common::lock::MutexExt as _;
 use mxrep_common::telemetry::instruments::kv;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often followed logs are checked for new lines.
 const LOG_POLL: Duration = Duration::from_millis(20);
+/// A container log gone this long belongs to a pod that is gone: stop following it.
+const GONE_AFTER: Duration = Duration::from_secs(300);
 
-/// Starts one task per log in `paths`.
-pub fn start(paths: &[PathBuf], state: &StateDir, uplink: &Uplink, tz: &LogTimezone) {
-    let saved = state.positions();
-    let positions = Arc::new(Mutex::new(saved.clone()));
-    for path in paths {
-        let mut f = LogFollower::new(path, saved.get(path).copied());
-        let uplink = uplink.clone();
-        let positions = positions.clone();
-        let state = state.clone();
-        let tz = tz.clone();
-        tokio::spawn(async move {
-            let mut not_understood = 0u64;
-            let mut shapes = std::collections::HashSet::new();
-            let mut connections = ConnectionTracker::default();
-            loop {
-                let before = f.position();
-                let now = chrono::Utc::now();
-                for e in connections.expire(now.timestamp_millis()) {
-                    uplink.push(e);
-                }
-                let mut lines = [0u64; 4];
-                for line in f.poll() {
-                    let read = parse_line_in(&line, now, &tz);
-                    lines[match &read.parsed {
-                        Parsed::Event(_) => 0,
-                        Parsed::Ignored => 1,
-                        Parsed::NotUnderstood => 2,
-                        Parsed::UnknownShape(_) => 3,
-                    }] += 1;
-                    match &read.parsed {
-                        Parsed::Event(_) => {
-                            for e in connections.feed(read) {
-                                uplink.push(e);
-                            }
-                        }
-                        Parsed::Ignored => {}
-                        Parsed::UnknownShape(shape) => {
-                            // Once per shape (up to a thousand shapes): a new kind of line.
-                            if shapes.len() < 1000 && shapes.insert(shape.clone()) {
-                                tracing::warn!(
-                                    "{}: a Postfix line about a client in a shape mxrep does not know (reported once): {shape}",
-                                    f.path().display()
-                                );
-                            }
-                        }
-                        Parsed::NotUnderstood => {
-                            not_understood += 1;
-                            if not_understood.is_power_of_two() {
-                                tracing::warn!(
-                                    "{}: {not_understood} lines not understood so far, e.g. {:?}",
-                                    f.path().display(),
-                                    line.chars().take(100).collect::<String>()
-                                );
-                            }
-                        }
-                    }
-                }
-                for (n, result) in
-                    lines
-                        .into_iter()
-                        .zip(["event", "ignored", "not_understood", "unknown_shape"])
-                {
-                    if n > 0 {
-                        crate::metrics::agent()
-                            .log_lines
-                            .add(n, &[kv("result", result)]);
-                    }
-                }
-                if f.position() != before {
-                    let mut p = positions.locked();
-                    p.insert(f.path().to_path_buf(), f.position());
-                    if let Err(e) = state.save_positions(&p) {
-                        tracing::warn!("cannot save log positions: {e}");
-                    }
-                }
-                tokio::time::sleep(LOG_POLL).await;
-            }
-        });
+/// How a followed file's lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Postfix's `maillog_file` or syslog lines.
+    Syslog,
+    /// Kubernetes container logs (`TIME STREAM F|P LINE`), the Postfix line inside.
+    Cri,
+}
+
+/// Starts followers; shared by the fixed files and the container-log discovery.
+#[derive(Clone)]
+pub struct Pump {
+    state: StateDir,
+    uplink: Uplink,
+    tz: LogTimezone,
+    /// The MX host, for container lines that carry no header of their own.
+    host: String,
+    positions: Arc<Mutex<BTreeMap<PathBuf, Position>>>,
+    /// Paths followed now.
+    followed: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl Pump {
+    pub fn new(state: &StateDir, uplink: &Uplink, tz: &LogTimezone, host: &str) -> Self {
+        Self {
+            positions: Arc::new(Mutex::new(state.positions())),
+            state: state.clone(),
+            uplink: uplink.clone(),
+            tz: tz.clone(),
+            host: host.to_string(),
+            followed: Arc::default(),
+        }
     }
+
+    /// Is `path` followed now?
+    pub fn follows(&self, path: &Path) -> bool {
+        self.followed.locked().contains(path)
+    }
+
+    /// Follows `path` from where it was left, or else from its end — or its start with
+    /// `from_start` (a file that appeared while the agent ran: every line of it is new).
+    pub fn follow(&self, path: &Path, format: FileFormat, from_start: bool) {
+        if !self.followed.locked().insert(path.to_path_buf()) {
+            return;
+        }
+        let saved = self.positions.locked().get(path).copied();
+        // A position no file has: the file is read whole.
+        let saved = saved.or(from_start.then(Position::default));
+        let f = LogFollower::new(path, saved);
+        tokio::spawn(self.clone().run(f, format));
+    }
+
+    async fn run(self, mut f: LogFollower, format: FileFormat) {
+        let mut not_understood = 0u64;
+        let mut shapes = HashSet::new();
+        let mut connections = ConnectionTracker::default();
+        let mut cri = CriJoiner::default();
+        let mut missing_since: Option<Instant> = None;
+        loop {
+            let before = f.position();
+            let now = chrono::Utc::now();
+            for e in connections.expire(now.timestamp_millis()) {
+                self.uplink.push(e);
+            }
+            let mut lines = [0u64; 4];
+            for line in f.poll() {
+                let read = match format {
+                    FileFormat::Syslog => parse_line_in(&line, now, &self.tz),
+                    FileFormat::Cri => match cri.push(&line) {
+                        Ok(None) => continue,
+                        Ok(Some(c)) => c.to_line(&self.host, now, &self.tz),
+                        Err(_) => Line {
+                            parsed: Parsed::NotUnderstood,
+                            process: None,
+                            client_name: None,
+                        },
+                    },
+                };
+                lines[match &read.parsed {
+                    Parsed::Event(_) => 0,
+                    Parsed::Ignored => 1,
+                    Parsed::NotUnderstood => 2,
+                    Parsed::UnknownShape(_) => 3,
+                }] += 1;
+                match &read.parsed {
+                    Parsed::Event(_) => {
+                        for e in connections.feed(read) {
+                            self.uplink.push(e);
+                        }
+                    }
+                    Parsed::Ignored => {}
+                    Parsed::UnknownShape(shape) => {
+                        // Once per shape (up to a thousand shapes): a new kind of line.
+                        if shapes.len() < 1000 && shapes.insert(shape.clone()) {
+                            tracing::warn!(
+                                "{}: a Postfix line about a client in a shape mxrep does not know (reported once): {shape}",
+                                f.path().display()
+                            );
+                        }
+                    }
+                    Parsed::NotUnderstood => {
+                        not_understood += 1;
+                        if not_understood.is_power_of_two() {
+                            tracing::warn!(
+                                "{}: {not_understood} lines not understood so far, e.g. {:?}",
+                                f.path().display(),
+                                line.chars().take(100).collect::<String>()
+                            );
+                        }
+                    }
+                }
+            }
+            for (n, result) in
+                lines
+                    .into_iter()
+                    .zip(["event", "ignored", "not_understood", "unknown_shape"])
+            {
+                if n > 0 {
+                    crate::metrics::agent()
+                        .log_lines
+                        .add(n, &[kv("result", result)]);
+                }
+            }
+            if f.position() != before {
+                let mut p = self.positions.locked();
+                p.insert(f.path().to_path_buf(), f.position());
+                if let Err(e) = self.state.save_positions(&p) {
+                    tracing::warn!("cannot save log positions: {e}");
+                }
+            }
+            if format == FileFormat::Cri && f.path().exists() {
+                missing_since = None;
+            } else if format == FileFormat::Cri {
+                let since = *missing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > GONE_AFTER {
+                    tracing::info!(
+                        "{}: gone (its pod ended); no longer followed",
+                        f.path().display()
+                    );
+                    self.followed.locked().remove(f.path());
+                    self.positions.locked().remove(f.path());
+                    return;
+                }
+            }
+            tokio::time::sleep(LOG_POLL).await;
+        }
+    }
+}
+
+/// Starts one follower per log in `paths`; returns the pump for more.
+pub fn start(
+    paths: &[PathBuf],
+    state: &StateDir,
+    uplink: &Uplink,
+    tz: &LogTimezone,
+    host: &str,
+) -> Pump {
+    let pump = Pump::new(state, uplink, tz, host);
+    for path in paths {
+        pump.follow(path, FileFormat::Syslog, false);
+    }
+    pump
 }

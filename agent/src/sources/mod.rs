@@ -2,6 +2,8 @@
 //! agent) and Postfix's policy requests.
 
 pub mod connections;
+pub mod container_logs;
+pub mod cri;
 pub mod greylist;
 pub mod log_follower;
 pub mod log_pump;
