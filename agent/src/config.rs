@@ -17,6 +17,17 @@ pub struct RunArgs {
     /// Postfix log file to follow (repeatable).
     #[arg(long)]
     pub postfix_log: Vec<PathBuf>,
+    /// Follow Postfix in the systemd journal (`journalctl`), from now on the first start and
+    /// from the saved cursor after that.
+    #[arg(long)]
+    pub journal: bool,
+    /// A journal directory to follow instead of the system journal (implies --journal).
+    #[arg(long)]
+    pub journal_dir: Option<PathBuf>,
+    /// A journal match FIELD=VALUE (repeatable; default SYSLOG_IDENTIFIER=postfix/smtpd and
+    /// SYSLOG_IDENTIFIER=postfix/postscreen; implies --journal).
+    #[arg(long)]
+    pub journal_match: Vec<String>,
     /// Kubernetes container logs (CRI format) to follow, as a glob, e.g.
     /// '/var/log/pods/mail_postfix-*/postfix/*.log' (repeatable); pods are picked up as they come.
     #[arg(long)]
@@ -65,6 +76,8 @@ pub struct AgentConfig {
     pub node_name: String,
     pub postfix_logs: Vec<PathBuf>,
     pub container_logs: Vec<String>,
+    /// The journal to follow, if any.
+    pub journal: Option<crate::sources::journal::JournalConfig>,
     pub policy_listen: Option<std::net::SocketAddr>,
     pub syslog_listen: Option<std::net::SocketAddr>,
     pub state_dir: PathBuf,
@@ -116,12 +129,37 @@ impl RunArgs {
             bail!("--ports needs one or more ports between 1 and 65535");
         }
         let tls = self.tls.files_or(Default::default())?;
+        for m in &self.journal_match {
+            let ok = m.split_once('=').is_some_and(|(f, _)| {
+                !f.is_empty()
+                    && f.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            });
+            if !ok {
+                bail!("--journal-match '{m}' must be FIELD=VALUE with an upper-case field name, e.g. SYSLOG_IDENTIFIER=postfix/smtpd");
+            }
+        }
+        let journal = (self.journal
+            || self.journal_dir.is_some()
+            || !self.journal_match.is_empty())
+        .then(|| crate::sources::journal::JournalConfig {
+            dir: self.journal_dir.clone(),
+            matches: if self.journal_match.is_empty() {
+                crate::sources::journal::DEFAULT_MATCHES
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                self.journal_match.clone()
+            },
+            host: node_name.clone(),
+        });
         Ok(AgentConfig {
             tls,
             cluster,
             node_name,
             postfix_logs: self.postfix_log,
             container_logs: self.container_log,
+            journal,
             policy_listen: self.policy_listen,
             syslog_listen: self.syslog_listen,
             state_dir: self.state_dir,

@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`sources`]: where events come from: the Postfix log parser (smtpd, postscreen) and follower,
-//!   container logs (CRI) found by glob, the syslog receiver, the connection
+//!   the systemd journal, container logs (CRI) found by glob, the syslog receiver, the connection
 //!   tracker that gives each SMTP connection one verdict, log time zones, the policy service and
 //!   its greylisting (leases, the followed triplet keys, reports);
 //! - [`uplink`]: verdicts to the cluster in acknowledged batches, exactly once across failover;

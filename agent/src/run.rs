@@ -76,6 +76,14 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         &cfg.log_timezone,
         &cfg.node_name,
     );
+    if let Some(j) = cfg.journal.clone() {
+        tokio::spawn(crate::sources::journal::follow(
+            j,
+            state.clone(),
+            uplink.clone(),
+            cfg.log_timezone.clone(),
+        ));
+    }
     if !cfg.container_logs.is_empty() {
         crate::sources::container_logs::watch(cfg.container_logs.clone(), pump)?;
     }

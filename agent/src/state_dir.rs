@@ -1,5 +1,5 @@
 //! What the agent remembers across restarts, in `--state-dir`: the position reached in each
-//! followed log (inode and offset) and the ban-list version it holds. Files are replaced
+//! followed log (inode and offset), the journal cursor, and the ban-list version it holds. Files are replaced
 //! atomically (write, then rename), so a crash leaves the old or the new state, never half.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -50,6 +50,15 @@ impl StateDir {
 
     pub fn save_positions(&self, p: &BTreeMap<PathBuf, Position>) -> std::io::Result<()> {
         self.store("positions.json", p)
+    }
+
+    /// The cursor of the last journal entry read (empty: none).
+    pub fn journal_cursor(&self) -> String {
+        self.load("journal-cursor.json")
+    }
+
+    pub fn save_journal_cursor(&self, cursor: &str) -> std::io::Result<()> {
+        self.store("journal-cursor.json", &cursor)
     }
 
     pub fn ban_version(&self) -> u64 {

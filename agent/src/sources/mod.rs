@@ -5,6 +5,7 @@ pub mod connections;
 pub mod container_logs;
 pub mod cri;
 pub mod greylist;
+pub mod journal;
 pub mod log_follower;
 pub mod log_pump;
 pub mod policy_server;

@@ -1,0 +1,136 @@
+//! The systemd journal as the agent's source, on real journal files: entries are written in the
+//! journal export format and turned into journal files by `systemd-journal-remote` (as a host's
+//! journald would write them), and the agent follows the directory with `journalctl`. From now on
+//! a first start; after a restart, from its saved cursor — nothing lost, nothing counted twice —
+//! and on into a new journal file.
+
+use mxrep_tests::netns::{tool_available, Daemon};
+use mxrep_tests::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+
+/// Writes one delivering connection of `addr` into the journal file `file`, `ago_s` seconds old.
+fn journal_connection(dir: &Path, file: &str, addr: &str, pid: u32, ago_s: i64) {
+    let now = chrono::Utc::now().timestamp_micros() - ago_s * 1_000_000;
+    let msgs = [
+        format!("connect from mail.example[{addr}]"),
+        format!("4N{pid:X}: client=mail.example[{addr}]"),
+        format!(
+            "disconnect from mail.example[{addr}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"
+        ),
+    ];
+    let export: String = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=mx-journal\nSYSLOG_IDENTIFIER=postfix/smtpd\nSYSLOG_PID={pid}\nMESSAGE={m}\n\n",
+                now + i as i64,
+                now + i as i64
+            )
+        })
+        .collect();
+    let input = dir.join(format!("entries-{pid}.export"));
+    std::fs::write(&input, export).unwrap();
+    let out = Command::new(JOURNAL_REMOTE)
+        .arg(format!("--output={}", dir.join(file).display()))
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn accepted(api: &str, addr: &str) -> Option<u64> {
+    let r = ctl_json(api, &["ip", "show", addr]).ok()?;
+    r["counters"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == "accepted messages")?["count"]
+        .as_u64()
+}
+
+fn agent(api: &str, journal: &Path, state: &Path, log: &Path) -> Daemon {
+    Daemon(
+        Command::new(bin("mxrep-agent"))
+            .args(["--cluster", api, "--node-name", "mx-fallback", "--dry-run"])
+            .arg("--journal-dir")
+            .arg(journal)
+            .arg("--state-dir")
+            .arg(state)
+            .env("MXREP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("start mxrep-agent"),
+    )
+}
+
+#[test]
+fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
+    if !tool_available("journal test", "journalctl", "systemd") {
+        return;
+    }
+    if !Path::new(JOURNAL_REMOTE).exists() {
+        assert_ne!(
+            std::env::var("MXREP_REQUIRE_E2E").as_deref(),
+            Ok("1"),
+            "MXREP_REQUIRE_E2E=1 but {JOURNAL_REMOTE} is missing (apt-get install systemd-journal-remote)"
+        );
+        eprintln!("\n!!!!! SKIPPED: the journal test needs systemd-journal-remote !!!!!\n");
+        return;
+    }
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::single_leading(dir.path(), "");
+    let journal = dir.path().join("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    let state = dir.path().join("agent-state");
+    let addr = "198.51.100.90";
+    // History from before the agent's first start is not counted.
+    journal_connection(&journal, "a.journal", addr, 100, 60);
+
+    let log1 = dir.path().join("agent1.log");
+    let first = agent(&node.api, &journal, &state, &log1);
+    wait_until(LIMIT, "the agent to follow the journal", || {
+        std::fs::read_to_string(&log1)
+            .ok()?
+            .contains("following the journal")
+            .then_some(())
+    });
+    journal_connection(&journal, "a.journal", addr, 201, 0);
+    journal_connection(&journal, "a.journal", addr, 202, 0);
+    wait_until(LIMIT, "two messages from the journal", || {
+        (accepted(&node.api, addr)? == 2).then_some(())
+    });
+    wait_until(LIMIT, "the cursor saved", || {
+        state.join("journal-cursor.json").exists().then_some(())
+    });
+    drop(first);
+
+    // Written while the agent is down, one in a new journal file (journald rotated).
+    journal_connection(&journal, "a.journal", addr, 301, 0);
+    journal_connection(&journal, "b.journal", addr, 302, 0);
+    let log2 = dir.path().join("agent2.log");
+    let _second = agent(&node.api, &journal, &state, &log2);
+    wait_until(LIMIT, "the two written meanwhile", || {
+        (accepted(&node.api, addr)? == 4).then_some(())
+    });
+    assert!(std::fs::read_to_string(&log2)
+        .unwrap()
+        .contains("from the saved cursor"));
+    journal_connection(&journal, "b.journal", addr, 401, 0);
+    wait_until(LIMIT, "one more, in the new file", || {
+        (accepted(&node.api, addr)? == 5).then_some(())
+    });
+    // Exactly once: nothing repeated later.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(accepted(&node.api, addr), Some(5));
+}
