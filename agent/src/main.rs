@@ -61,17 +61,15 @@ fn main() {
         None => {
             let cfg = cli.run.resolve().unwrap_or_else(|e| fail(format!("{e:#}")));
             let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(e));
-            let result = rt.block_on(async {
-                let telemetry = Telemetry::init(Options {
-                    service: "mxrep-agent",
-                    default_filter: "info",
-                    log_format: cfg.log_format,
-                    prometheus: cfg.metrics_listen.is_some(),
-                })?;
-                let result = mxrep_agent::run::run(cfg, telemetry.registry()).await;
-                telemetry.shutdown();
-                result
-            });
+            let opts = Options {
+                service: "mxrep-agent",
+                default_filter: "info",
+                log_format: cfg.log_format,
+                prometheus: cfg.metrics_listen.is_some(),
+            };
+            let result = rt.block_on(Telemetry::around(opts, |registry| {
+                mxrep_agent::run::run(cfg, registry)
+            }));
             if let Err(e) = result {
                 fail(format!("{e:#}"));
             }

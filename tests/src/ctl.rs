@@ -112,3 +112,32 @@ pub fn ctl_json_in(ns: Option<&str>, endpoint: &str, args: &[&str]) -> Result<Va
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("bad JSON from mxrepctl: {e}"))
 }
+
+/// The count of `addr`'s "accepted messages" counter, as `mxrepctl ip show` reports it.
+pub fn accepted_messages(endpoint: &str, addr: &str) -> Option<u64> {
+    let r = ctl_json(endpoint, &["ip", "show", addr]).ok()?;
+    r["counters"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == "accepted messages")?["count"]
+        .as_u64()
+}
+
+/// The MX hosts named by the evidence of the ban of `prefix` (sorted, once each), once it exists.
+pub fn ban_evidence_hosts(endpoint: &str, prefix: &str) -> Option<Vec<String>> {
+    let v = ctl_json(endpoint, &["bans", "list"]).ok()?;
+    let ban = v["bans"]
+        .as_array()?
+        .iter()
+        .find(|b| b["prefix"] == prefix)?
+        .clone();
+    let mut hosts: Vec<String> = ban["evidence"]
+        .as_array()?
+        .iter()
+        .flat_map(|e| e["mx_hosts"].as_array().cloned().unwrap_or_default())
+        .filter_map(|h| h.as_str().map(String::from))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    Some(hosts)
+}

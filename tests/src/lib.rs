@@ -10,6 +10,7 @@
 //! - [`node_proc`]: one `mxrep-node` process (start, stop, kill, status) with the node's own
 //!   Raft settings type ([`Tuning`]);
 //! - [`cluster`]: a cluster of node processes formed from `--peers`;
+//! - [`agent_proc`]: one `mxrep-agent` on this host's network, for the tests of its sources;
 //! - [`dns`]: rbldnsd serving list zones, and `dig`;
 //! - [`events`]: connection verdicts and batches sent straight to a node's `Agent` service;
 //! - [`netns`]: network namespaces, veth links, TCP reachability, daemons started by tests;
@@ -21,6 +22,7 @@
 //! - [`mix`]: the realistic traffic mix of spammers and legitimate senders, as Postfix logs it.
 #![forbid(unsafe_code)]
 
+pub mod agent_proc;
 pub mod cluster;
 pub mod ctl;
 pub mod dns;
@@ -34,8 +36,9 @@ pub mod postfix;
 pub mod prometheus;
 pub mod testbed;
 
+pub use agent_proc::AgentProc;
 pub use cluster::TestCluster;
-pub use ctl::{ctl, ctl_in, ctl_json, ctl_json_in};
+pub use ctl::{accepted_messages, ban_evidence_hosts, ctl, ctl_in, ctl_json, ctl_json_in};
 pub use node_proc::{NodeProc, Tuning};
 
 use std::net::TcpListener;

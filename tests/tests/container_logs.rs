@@ -3,11 +3,10 @@
 //! that starts later (read whole), and follows the kubelet's rotation (rename, new file, the old
 //! one compressed) — and the cluster counts every connection exactly once.
 
-use mxrep_tests::netns::Daemon;
 use mxrep_tests::*;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -33,15 +32,6 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-fn accepted(api: &str, addr: &str) -> Option<u64> {
-    let r = ctl_json(api, &["ip", "show", addr]).ok()?;
-    r["counters"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == "accepted messages")?["count"]
-        .as_u64()
-}
-
 #[test]
 fn pods_come_and_rotate_and_every_connection_counts_once() {
     let _g = serial();
@@ -60,32 +50,14 @@ fn pods_come_and_rotate_and_every_connection_counts_once() {
             .collect::<String>(),
     );
 
-    let agent_log = dir.path().join("agent.log");
     let pattern = format!("{}/*/postfix/*.log", pods.display());
-    let _agent = Daemon(
-        Command::new(bin("mxrep-agent"))
-            .args([
-                "--cluster",
-                &node.api,
-                "--node-name",
-                "k8s-node-1",
-                "--dry-run",
-            ])
-            .args(["--container-log", &pattern])
-            .arg("--state-dir")
-            .arg(dir.path().join("agent-state"))
-            .env("MXREP_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&agent_log).unwrap())
-            .spawn()
-            .expect("start mxrep-agent"),
+    let agent = AgentProc::start(
+        dir.path(),
+        &node.api,
+        "k8s-node-1",
+        &["--dry-run", "--container-log", &pattern],
+        &[],
     );
-    wait_until(LIMIT, "the agent to run", || {
-        std::fs::read_to_string(&agent_log)
-            .ok()?
-            .contains("mxrep-agent running")
-            .then_some(())
-    });
     append(
         &a_log,
         &(1..=2)
@@ -93,7 +65,7 @@ fn pods_come_and_rotate_and_every_connection_counts_once() {
             .collect::<String>(),
     );
     wait_until(LIMIT, "two messages from pod a", || {
-        (accepted(&node.api, addr)? == 2).then_some(())
+        (accepted_messages(&node.api, addr)? == 2).then_some(())
     });
 
     // A pod that starts now: its file is read from its first line.
@@ -106,7 +78,7 @@ fn pods_come_and_rotate_and_every_connection_counts_once() {
             .collect::<String>(),
     );
     wait_until(LIMIT, "pod b's two messages too", || {
-        (accepted(&node.api, addr)? == 4).then_some(())
+        (accepted_messages(&node.api, addr)? == 4).then_some(())
     });
 
     // The kubelet rotates pod a's log: rename, a new file, then the old one compressed.
@@ -116,12 +88,12 @@ fn pods_come_and_rotate_and_every_connection_counts_once() {
     let gz = Command::new("gzip").arg(&rotated).status().unwrap();
     assert!(gz.success());
     wait_until(LIMIT, "the message after the rotation", || {
-        (accepted(&node.api, addr)? == 5).then_some(())
+        (accepted_messages(&node.api, addr)? == 5).then_some(())
     });
-    let log = std::fs::read_to_string(&agent_log).unwrap();
+    let log = agent.log_text();
     assert!(log.contains("following container log"), "{log}");
     assert!(!log.contains("not understood"), "{log}");
     // Exactly once: nothing more arrives later.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(accepted(&node.api, addr), Some(5));
+    assert_eq!(accepted_messages(&node.api, addr), Some(5));
 }

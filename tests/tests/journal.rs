@@ -4,10 +4,10 @@
 //! a first start; after a restart, from its saved cursor — nothing lost, nothing counted twice —
 //! and on into a new journal file.
 
-use mxrep_tests::netns::{tool_available, Daemon};
+use mxrep_tests::netns::tool_available;
 use mxrep_tests::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -48,28 +48,15 @@ fn journal_connection(dir: &Path, file: &str, addr: &str, pid: u32, ago_s: i64) 
     );
 }
 
-fn accepted(api: &str, addr: &str) -> Option<u64> {
-    let r = ctl_json(api, &["ip", "show", addr]).ok()?;
-    r["counters"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == "accepted messages")?["count"]
-        .as_u64()
-}
-
-fn agent(api: &str, journal: &Path, state: &Path, log: &Path) -> Daemon {
-    Daemon(
-        Command::new(bin("mxrep-agent"))
-            .args(["--cluster", api, "--node-name", "mx-fallback", "--dry-run"])
-            .arg("--journal-dir")
-            .arg(journal)
-            .arg("--state-dir")
-            .arg(state)
-            .env("MXREP_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("start mxrep-agent"),
+/// The agent following `journal`; its state dir is DIR/mx-journal-state, whichever run it is.
+fn agent(dir: &Path, api: &str, journal: &Path) -> AgentProc {
+    let journal = journal.display().to_string();
+    AgentProc::start(
+        dir,
+        api,
+        "mx-journal",
+        &["--dry-run", "--journal-dir", &journal],
+        &[],
     )
 }
 
@@ -92,23 +79,22 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     let node = NodeProc::single_leading(dir.path(), "");
     let journal = dir.path().join("journal");
     std::fs::create_dir_all(&journal).unwrap();
-    let state = dir.path().join("agent-state");
+    let state = dir.path().join("mx-journal-state");
     let addr = "198.51.100.90";
     // History from before the agent's first start is not counted.
     journal_connection(&journal, "a.journal", addr, 100, 60);
 
-    let log1 = dir.path().join("agent1.log");
-    let first = agent(&node.api, &journal, &state, &log1);
+    let first = agent(dir.path(), &node.api, &journal);
     wait_until(LIMIT, "the agent to follow the journal", || {
-        std::fs::read_to_string(&log1)
-            .ok()?
+        first
+            .log_text()
             .contains("following the journal")
             .then_some(())
     });
     journal_connection(&journal, "a.journal", addr, 201, 0);
     journal_connection(&journal, "a.journal", addr, 202, 0);
     wait_until(LIMIT, "two messages from the journal", || {
-        (accepted(&node.api, addr)? == 2).then_some(())
+        (accepted_messages(&node.api, addr)? == 2).then_some(())
     });
     wait_until(LIMIT, "the cursor saved", || {
         state.join("journal-cursor.json").exists().then_some(())
@@ -118,19 +104,16 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     // Written while the agent is down, one in a new journal file (journald rotated).
     journal_connection(&journal, "a.journal", addr, 301, 0);
     journal_connection(&journal, "b.journal", addr, 302, 0);
-    let log2 = dir.path().join("agent2.log");
-    let _second = agent(&node.api, &journal, &state, &log2);
+    let second = agent(dir.path(), &node.api, &journal);
     wait_until(LIMIT, "the two written meanwhile", || {
-        (accepted(&node.api, addr)? == 4).then_some(())
+        (accepted_messages(&node.api, addr)? == 4).then_some(())
     });
-    assert!(std::fs::read_to_string(&log2)
-        .unwrap()
-        .contains("from the saved cursor"));
+    assert!(second.log_text().contains("from the saved cursor"));
     journal_connection(&journal, "b.journal", addr, 401, 0);
     wait_until(LIMIT, "one more, in the new file", || {
-        (accepted(&node.api, addr)? == 5).then_some(())
+        (accepted_messages(&node.api, addr)? == 5).then_some(())
     });
     // Exactly once: nothing repeated later.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(accepted(&node.api, addr), Some(5));
+    assert_eq!(accepted_messages(&node.api, addr), Some(5));
 }

@@ -3,16 +3,14 @@
 //! would say), so the cluster counts every connection of both, at the right time, and bans a
 //! burst exactly as for a UTC host.
 
-use mxrep_tests::netns::Daemon;
 use mxrep_tests::*;
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 struct ZonedAgent {
-    _agent: Daemon,
+    _agent: AgentProc,
     log: std::path::PathBuf,
     /// The host's offset from UTC, in hours.
     offset_h: i32,
@@ -23,27 +21,10 @@ impl ZonedAgent {
     fn start(dir: &std::path::Path, api: &str, name: &str, tz: &str, offset_h: i32) -> Self {
         let log = dir.join(format!("{name}.maillog"));
         std::fs::write(&log, "").unwrap();
-        let out = dir.join(format!("{name}.log"));
-        let child = Command::new(bin("mxrep-agent"))
-            .args(["--cluster", api, "--node-name", name, "--dry-run"])
-            .arg("--postfix-log")
-            .arg(&log)
-            .arg("--state-dir")
-            .arg(dir.join(format!("{name}-state")))
-            .env("TZ", tz)
-            .env("MXREP_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&out).unwrap())
-            .spawn()
-            .expect("start mxrep-agent");
-        wait_until(LIMIT, "the agent to follow its log", || {
-            std::fs::read_to_string(&out)
-                .ok()?
-                .contains("mxrep-agent running")
-                .then_some(())
-        });
+        let path = log.display().to_string();
+        let args = ["--dry-run", "--postfix-log", &path];
         Self {
-            _agent: Daemon(child),
+            _agent: AgentProc::start(dir, api, name, &args, &[("TZ", tz)]),
             log,
             offset_h,
             name: name.into(),
@@ -80,15 +61,6 @@ fn rejected(addr: &str, pid: u32) -> Vec<String> {
     ]
 }
 
-fn accepted_messages(api: &str, addr: &str) -> Option<u64> {
-    let r = ctl_json(api, &["ip", "show", addr]).ok()?;
-    r["counters"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == "accepted messages")?["count"]
-        .as_u64()
-}
-
 #[test]
 fn hosts_east_and_west_of_utc_count_and_ban_like_a_utc_host() {
     let _g = serial();
@@ -116,21 +88,7 @@ fn hosts_east_and_west_of_utc_count_and_ban_like_a_utc_host() {
         a.write(&lines);
     }
     let hosts = wait_until(LIMIT, "the burst to be banned", || {
-        let v = ctl_json(&node.api, &["bans", "list"]).ok()?;
-        let ban = v["bans"]
-            .as_array()?
-            .iter()
-            .find(|b| b["prefix"] == "203.0.113.70/32")?
-            .clone();
-        let mut hosts: Vec<String> = ban["evidence"]
-            .as_array()?
-            .iter()
-            .flat_map(|e| e["mx_hosts"].as_array().cloned().unwrap_or_default())
-            .filter_map(|h| h.as_str().map(String::from))
-            .collect();
-        hosts.sort();
-        hosts.dedup();
-        Some(hosts)
+        ban_evidence_hosts(&node.api, "203.0.113.70/32")
     });
     assert_eq!(hosts, vec!["mx-east".to_string(), "mx-west".to_string()]);
     // And still exactly six: nothing counted twice, nothing refused as from the future.

@@ -4,13 +4,13 @@
 //! The agent runs in this host's network namespace (so the collector in this process can be
 //! reached) with its own table, `mxobs<pid>`, removed at the end; its bans are TEST-NET addresses.
 
-use mxrep_tests::netns::{e2e_available, tool_available, Daemon};
+use mxrep_tests::netns::{e2e_available, tool_available};
 use mxrep_tests::otlp_sink::{OtlpSink, SpanRecord};
 use mxrep_tests::prometheus::{check_metrics, dashboard_queries, http_get, PrometheusServer};
 use mxrep_tests::*;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -18,7 +18,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Three nodes and one agent, each serving `/metrics`.
 struct ObsBed {
     cluster: TestCluster,
-    _agent: Daemon,
+    _agent: AgentProc,
     log: PathBuf,
     table: String,
     node_metrics: Vec<String>,
@@ -43,30 +43,22 @@ impl ObsBed {
         let table = format!("mxobs{}", std::process::id());
         let agent_metrics = format!("127.0.0.1:{}", free_port());
         let apis: Vec<&str> = cluster.nodes.iter().map(|n| n.api.as_str()).collect();
-        let agent_log = dir.join("agent.log");
-        let child = Command::new(bin("mxrep-agent"))
-            .args(["--cluster", &apis.join(","), "--node-name", "mx-obs"])
-            .args(["--nft-table", &table, "--log-timezone", "UTC"])
-            .args(["--metrics-listen", &agent_metrics])
-            .arg("--postfix-log")
-            .arg(&log)
-            .arg("--state-dir")
-            .arg(dir.join("agent-state"))
-            .env("MXREP_LOG", "info")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&agent_log).unwrap())
-            .spawn()
-            .expect("start mxrep-agent");
-        wait_until(LIMIT, "the agent to follow the log", || {
-            std::fs::read_to_string(&agent_log)
-                .ok()?
-                .contains("mxrep-agent running")
-                .then_some(())
-        });
+        let path = log.display().to_string();
+        let args = [
+            "--nft-table",
+            &table,
+            "--log-timezone",
+            "UTC",
+            "--metrics-listen",
+            &agent_metrics,
+            "--postfix-log",
+            &path,
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let agent = AgentProc::start(dir, &apis.join(","), "mx-obs", &args, &env);
         Self {
             cluster,
-            _agent: Daemon(child),
+            _agent: agent,
             log,
             table,
             node_metrics,

@@ -10,24 +10,6 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The evidence hosts of the ban of `prefix`, once there is one.
-fn ban_hosts(node: &NodeProc, prefix: &str) -> Option<Vec<String>> {
-    let v = ctl_json(&node.api, &["bans", "list"]).ok()?;
-    let ban = v["bans"]
-        .as_array()?
-        .iter()
-        .find(|b| b["prefix"] == prefix)?
-        .clone();
-    Some(
-        ban["evidence"]
-            .as_array()?
-            .iter()
-            .flat_map(|e| e["mx_hosts"].as_array().cloned().unwrap_or_default())
-            .filter_map(|h| h.as_str().map(String::from))
-            .collect(),
-    )
-}
-
 /// Five connections of `addr` with only unknown recipients, as smtpd logs them (no header).
 fn spam_session(addr: &str) -> Vec<(u32, String)> {
     (0..5)
@@ -54,30 +36,21 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
     let node = NodeProc::single_leading(dir.path(), "");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let agent_log = dir.path().join("agent.log");
-    let _agent = Daemon(
-        Command::new(bin("mxrep-agent"))
-            .args([
-                "--cluster",
-                &node.api,
-                "--node-name",
-                "receiver",
-                "--dry-run",
-            ])
-            .args(["--syslog-listen", &listen, "--log-timezone", "UTC"])
-            .arg("--state-dir")
-            .arg(dir.path().join("agent-state"))
-            .env("MXREP_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&agent_log).unwrap())
-            .spawn()
-            .expect("start mxrep-agent"),
+    let agent = AgentProc::start(
+        dir.path(),
+        &node.api,
+        "receiver",
+        &[
+            "--dry-run",
+            "--syslog-listen",
+            &listen,
+            "--log-timezone",
+            "UTC",
+        ],
+        &[],
     );
     wait_until(LIMIT, "the agent to receive syslog", || {
-        std::fs::read_to_string(&agent_log)
-            .ok()?
-            .contains("receiving syslog")
-            .then_some(())
+        agent.log_text().contains("receiving syslog").then_some(())
     });
 
     // rsyslog: a local socket in, octet-counted over TCP out in its forwarding format (the tag
@@ -131,7 +104,7 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
         .trim()
         .to_string();
     let hosts = wait_until(LIMIT, "the ban of the address rsyslog forwarded", || {
-        ban_hosts(&node, "203.0.113.61/32")
+        ban_evidence_hosts(&node.api, "203.0.113.61/32")
     });
     assert_eq!(
         hosts,
@@ -147,18 +120,15 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
         udp.send_to(line.as_bytes(), &listen).unwrap();
     }
     let hosts = wait_until(LIMIT, "the ban of the address sent over UDP", || {
-        ban_hosts(&node, "203.0.113.62/32")
+        ban_evidence_hosts(&node.api, "203.0.113.62/32")
     });
     assert_eq!(hosts, vec!["mx-udp".to_string()]);
     // Garbage is refused and counted, and the receiver keeps going.
     udp.send_to(b"not syslog at all", &listen).unwrap();
     wait_until(LIMIT, "the refusal to be logged", || {
-        std::fs::read_to_string(&agent_log)
-            .ok()?
-            .contains("messages refused")
-            .then_some(())
+        agent.log_text().contains("messages refused").then_some(())
     });
-    let log = std::fs::read_to_string(&agent_log).unwrap();
+    let log = agent.log_text();
     assert!(log.contains(&format!("as MX host {this_host}")), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }

@@ -132,6 +132,21 @@ impl Telemetry {
         self.tracer.is_some()
     }
 
+    /// Runs `main` with telemetry set up as `opts` asks (it gets the `/metrics` registry), then
+    /// flushes what is still buffered, whatever `main` returned.
+    pub async fn around<T, Fut>(
+        opts: Options,
+        main: impl FnOnce(Option<prometheus::Registry>) -> Fut,
+    ) -> anyhow::Result<T>
+    where
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let telemetry = Self::init(opts)?;
+        let result = main(telemetry.registry()).await;
+        telemetry.shutdown();
+        result
+    }
+
     /// Exports what is still buffered and stops the exporters.
     pub fn shutdown(self) {
         if let Some(tp) = self.tracer {

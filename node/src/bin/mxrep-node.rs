@@ -10,20 +10,18 @@ fn main() {
     let args = NodeArgs::try_parse().unwrap_or_else(|e| exit_on_clap_error(e));
     let cfg = NodeConfig::resolve(args).unwrap_or_else(|e| exit_on_error(e));
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| exit_on_error(e));
-    let result = runtime.block_on(async {
-        let telemetry = Telemetry::init(Options {
-            service: "mxrep-node",
-            default_filter: "info,openraft=warn,sled=warn",
-            log_format: cfg.log_format,
-            prometheus: cfg.metrics_listen.is_some(),
-        })?;
+    let opts = Options {
+        service: "mxrep-node",
+        default_filter: "info,openraft=warn,sled=warn",
+        log_format: cfg.log_format,
+        prometheus: cfg.metrics_listen.is_some(),
+    };
+    let result = runtime.block_on(Telemetry::around(opts, |registry| async move {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
-        let result = mxrep_node::server::run_until_signal(cfg, telemetry.registry()).await;
-        telemetry.shutdown();
-        result
-    });
+        mxrep_node::server::run_until_signal(cfg, registry).await
+    }));
     if let Err(e) = result {
         exit_on_error(e);
     }

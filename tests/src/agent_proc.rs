@@ -1,0 +1,48 @@
+//! One `mxrep-agent` process on this host's network (no namespace), for the tests of its
+//! sources: started with the given flags and environment, awaited until it runs.
+
+use crate::netns::Daemon;
+use crate::{bin, wait_until};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A running agent and its log.
+pub struct AgentProc {
+    pub log: PathBuf,
+    _daemon: Daemon,
+}
+
+impl AgentProc {
+    /// Starts `mxrep-agent --cluster API --node-name NAME --state-dir DIR/NAME-state ARGS…` with
+    /// `env`, logging to DIR/NAME.log, and waits until it runs.
+    pub fn start(dir: &Path, api: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(bin("mxrep-agent"))
+            .args(["--cluster", api, "--node-name", name])
+            .arg("--state-dir")
+            .arg(dir.join(format!("{name}-state")))
+            .args(args)
+            .env("MXREP_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("start mxrep-agent");
+        let agent = Self {
+            log,
+            _daemon: Daemon(child),
+        };
+        wait_until(Duration::from_secs(60), "the agent to run", || {
+            agent
+                .log_text()
+                .contains("mxrep-agent running")
+                .then_some(())
+        });
+        agent
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
