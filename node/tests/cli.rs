@@ -13,6 +13,23 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// `mxrep-node` as node 1 with its API on `api` and its data in `data_dir` (stdout discarded).
+fn node_on(api: &str, data_dir: &std::path::Path) -> Command {
+    let mut c = Command::new(NODE);
+    c.args([
+        "--id",
+        "1",
+        "--api-listen",
+        api,
+        "--peer-listen",
+        &free_addr(),
+    ])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .stdout(Stdio::null());
+    c
+}
+
 /// Asserts a clean refusal and returns its one line.
 fn refused(out: &Output) -> String {
     assert!(!out.status.success(), "expected a non-zero exit");
@@ -131,19 +148,8 @@ fn data_dir_held_by_a_running_node() {
     let dir = tempfile::tempdir().unwrap();
     let api = free_addr();
     let start = |api: &str| {
-        let mut c = Command::new(NODE);
-        c.args([
-            "--id",
-            "1",
-            "--api-listen",
-            api,
-            "--peer-listen",
-            &free_addr(),
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut c = node_on(api, dir.path());
+        c.stderr(Stdio::piped());
         c
     };
     let _first = Running(start(&api).stderr(Stdio::null()).spawn().unwrap());
@@ -203,21 +209,10 @@ fn json_errors_with_codes_and_exit_statuses() {
 fn json_log_lines_and_a_taken_metrics_port() {
     let dir = tempfile::tempdir().unwrap();
     let node = |api: &str, extra: &[&str], stderr: Stdio| {
-        let mut c = Command::new(NODE);
-        c.args([
-            "--id",
-            "1",
-            "--api-listen",
-            api,
-            "--peer-listen",
-            &free_addr(),
-        ])
-        .args(["--peers", "1=127.0.0.1:1"])
-        .arg("--data-dir")
-        .arg(dir.path().join(api.replace([':', '.'], "_")))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        let mut c = node_on(api, &dir.path().join(api.replace([':', '.'], "_")));
+        c.args(["--peers", "1=127.0.0.1:1"])
+            .args(extra)
+            .stderr(stderr);
         c
     };
     // A port someone else holds: one line naming it, before anything starts.

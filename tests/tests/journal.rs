@@ -36,15 +36,10 @@ fn journal_connection(dir: &Path, file: &str, addr: &str, pid: u32, ago_s: i64) 
         .collect();
     let input = dir.join(format!("entries-{pid}.export"));
     std::fs::write(&input, export).unwrap();
-    let out = Command::new(JOURNAL_REMOTE)
-        .arg(format!("--output={}", dir.join(file).display()))
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(JOURNAL_REMOTE)
+            .arg(format!("--output={}", dir.join(file).display()))
+            .arg(&input),
     );
 }
 

@@ -249,16 +249,11 @@ fn one_trace_follows_a_ban_from_the_agents_batch_to_its_nft_transaction() {
     }
     // An operator's ban under OTEL_*: mxrepctl's span goes to the node in the call's metadata,
     // and the same trace reaches the agent's nft transaction.
-    let out = Command::new(bin("mxrepctl"))
-        .args(["--endpoint", &bed.cluster.nodes[0].api])
-        .args(["ban", "203.0.113.79", "--for", "1h", "--reason", "traced"])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin("mxrepctl"))
+            .args(["--endpoint", &bed.cluster.nodes[0].api])
+            .args(["ban", "203.0.113.79", "--for", "1h", "--reason", "traced"])
+            .envs(env.iter().map(|(k, v)| (k, v))),
     );
     let manual = [
         "mxrep-agent:ban.enforce",

@@ -9,16 +9,7 @@ use serde_json::Value;
 use std::process::Command;
 
 fn replay(args: &[&str]) -> (Value, String) {
-    let out = Command::new(bin("mxrepctl"))
-        .arg("replay")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(Command::new(bin("mxrepctl")).arg("replay").args(args));
     let text = String::from_utf8(out.stdout).unwrap();
     let json = if args.contains(&"--json") {
         serde_json::from_str(&text).unwrap()

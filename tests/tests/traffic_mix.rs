@@ -116,15 +116,7 @@ fn spammers_banned_everywhere_and_no_legitimate_sender_ever() {
         .collect();
     let mut argv = vec!["replay", "--json"];
     argv.extend(args.iter().map(|s| s.as_str()));
-    let out = std::process::Command::new(bin("mxrepctl"))
-        .args(&argv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(std::process::Command::new(bin("mxrepctl")).args(&argv));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let decided: Vec<(String, String)> = r["decisions"]
         .as_array()
