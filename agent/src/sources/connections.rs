@@ -36,10 +36,17 @@ struct Conn {
 
 type Key = (String, u32, IpAddr);
 
+/// postscreen connections already judged, remembered so a second verdict line of the same
+/// connection (PREGREET, then HANGUP) does not count it twice.
+const POSTSCREEN_JUDGED: usize = 10_000;
+
 /// Follows the connections of one log and turns each into a verdict event when it ends.
 #[derive(Debug, Default)]
 pub struct ConnectionTracker {
     open: HashMap<Key, Conn>,
+    /// postscreen connections (address, port) judged lately, oldest first, and as a set.
+    judged: std::collections::VecDeque<(IpAddr, u16)>,
+    judged_set: std::collections::HashSet<(IpAddr, u16)>,
 }
 
 impl ConnectionTracker {
@@ -55,6 +62,18 @@ impl ConnectionTracker {
         let t = e.time_unix_ms;
         let mut out = vec![];
         if program.ends_with("postscreen") {
+            if let Some(port) = line.client_port {
+                // One verdict per postscreen connection, from its first verdict line.
+                if !self.judged_set.insert((addr, port)) {
+                    return out;
+                }
+                if self.judged.len() >= POSTSCREEN_JUDGED {
+                    if let Some(old) = self.judged.pop_front() {
+                        self.judged_set.remove(&old);
+                    }
+                }
+                self.judged.push_back((addr, port));
+            }
             if let Some(Kind::ProtocolError(p)) = &e.kind {
                 let c = Conn {
                     protocol_error: Some(p.detail.clone()),

@@ -93,11 +93,7 @@ impl Pump {
                     FileFormat::Cri => match cri.push(&line) {
                         Ok(None) => continue,
                         Ok(Some(c)) => c.to_line(&self.host, now, &self.tz),
-                        Err(_) => Line {
-                            parsed: Parsed::NotUnderstood,
-                            process: None,
-                            client_name: None,
-                        },
+                        Err(_) => Line::not_understood(),
                     },
                 };
                 lines[match &read.parsed {

@@ -77,3 +77,42 @@ fn an_unknown_shape_masks_what_varies() {
     assert_eq!(x, "SOMETHING NEW happened to unknown… after … tries");
     assert_eq!(y, "SOMETHING NEW happened to mail.example… after … tries");
 }
+
+#[test]
+fn real_postscreen_capture_gives_one_verdict_per_connection() {
+    use crate::sources::connections::ConnectionTracker;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/postfix-3.7-postscreen.log"
+    );
+    let text = std::fs::read_to_string(path).expect("the postscreen capture");
+    let now = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap();
+    let mut tracker = ConnectionTracker::default();
+    let mut verdicts = vec![];
+    for line in text.lines() {
+        let read = parse_line_in(line, now, &crate::sources::timezone::LogTimezone::Utc);
+        assert!(
+            matches!(read.parsed, Parsed::Event(_) | Parsed::Ignored),
+            "{line}: {:?}",
+            read.parsed
+        );
+        verdicts.extend(tracker.feed(read));
+    }
+    let by_addr: Vec<(String, pb::Verdict)> = verdicts
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(Kind::Verdict(v)) => Some((e.client_address.clone(), v.verdict())),
+            _ => None,
+        })
+        .collect();
+    // PREGREET then HANGUP of one connection is one bad connection, not two.
+    assert_eq!(
+        by_addr,
+        vec![
+            ("203.0.113.51".to_string(), pb::Verdict::Bad),
+            ("203.0.113.52".to_string(), pb::Verdict::Bad),
+            ("203.0.113.53".to_string(), pb::Verdict::Bad),
+            ("192.0.2.2".to_string(), pb::Verdict::Delivered),
+        ]
+    );
+}

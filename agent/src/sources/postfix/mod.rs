@@ -212,6 +212,21 @@ pub struct Line {
     /// The client name of a `connect from NAME[ADDR]` line (Postfix's verified name, or
     /// "unknown").
     pub client_name: Option<String>,
+    /// postscreen's client port (`[ADDR]:PORT`): postscreen serves many connections in one
+    /// process, so address and port name one.
+    pub client_port: Option<u16>,
+}
+
+impl Line {
+    /// A line that is no log line this parser knows.
+    pub fn not_understood() -> Self {
+        Self {
+            parsed: Parsed::NotUnderstood,
+            process: None,
+            client_name: None,
+            client_port: None,
+        }
+    }
 }
 
 /// Parses one log line with zone-less stamps in UTC; `now` resolves the year of RFC 3164 stamps.
@@ -223,11 +238,7 @@ pub fn parse_line(line: &str, now: DateTime<Utc>) -> Parsed {
 pub fn parse_line_in(line: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Line {
     let line = line.trim_end_matches(['\r', '\n']);
     let Some(h) = header(line, now, tz) else {
-        return Line {
-            parsed: Parsed::NotUnderstood,
-            process: None,
-            client_name: None,
-        };
+        return Line::not_understood();
     };
     let process = h.pid.map(|pid| (h.program.to_string(), pid));
     let client_name = h
@@ -235,10 +246,20 @@ pub fn parse_line_in(line: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Line {
         .strip_prefix("connect from ")
         .and_then(|rest| rest.split('[').next())
         .map(|n| n.to_string());
+    let client_port = h
+        .program
+        .ends_with("postscreen")
+        .then(|| h.msg.split_once("]:"))
+        .flatten()
+        .and_then(|(_, rest)| {
+            let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+            digits.parse().ok()
+        });
     Line {
         parsed: message(h.t, h.program, h.msg),
         process,
         client_name,
+        client_port,
     }
 }
 
