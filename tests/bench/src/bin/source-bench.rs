@@ -25,6 +25,9 @@ struct Opts {
     /// Delivering connections (three lines each).
     #[arg(long, default_value_t = 100_000)]
     connections: usize,
+    /// Rounds over all sources; the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 /// The messages of `n` delivering connections (no header): (pid, message).
@@ -60,26 +63,71 @@ fn report_until(
     baseline: Option<f64>,
 ) -> f64 {
     let rate = lines as f64 / (end - t).as_secs_f64();
-    let ratio = baseline.map(|b| format!(" ({:.2}× the file)", rate / b)).unwrap_or_default();
+    let ratio = baseline
+        .map(|b| format!(" ({:.2}× the file)", rate / b))
+        .unwrap_or_default();
     println!("  {what:<34} {rate:>10.0} lines/s{ratio}   ({verdicts} verdicts)");
     rate
 }
 
 fn main() {
-    let Opts { connections } = clap::Parser::parse();
+    let Opts {
+        connections,
+        rounds,
+    } = clap::Parser::parse();
     let msgs = messages(connections);
     let lines = msgs.len();
     let dir = tempfile::tempdir().unwrap();
     let tz = LogTimezone::Utc;
     let now = chrono::Utc::now();
+    println!("{connections} delivering connections, {lines} lines, through each source:");
+    let mut rates: Vec<Vec<f64>> = vec![];
+    for round in 1..=rounds {
+        println!("round {round}:");
+        let r = measure(&msgs, dir.path(), &tz, now);
+        for (k, v) in r.into_iter().enumerate() {
+            if rates.len() <= k {
+                rates.push(vec![]);
+            }
+            rates[k].push(v);
+        }
+    }
+    let names = [
+        "Postfix log file",
+        "container logs (CRI)",
+        "systemd journal",
+        "syslog over TCP",
+        "syslog over UDP",
+    ];
+    println!("median of {rounds} rounds (ratio to the file's median):");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let base = median(&mut rates[0]);
+    for (name, v) in names.iter().zip(rates.iter_mut()) {
+        let m = median(v);
+        println!("  {name:<24} {m:>10.0} lines/s  {:.2}×", m / base);
+    }
+}
+
+/// One round over every source; the rates in the order of the report.
+fn measure(
+    msgs: &[(usize, String)],
+    dir: &std::path::Path,
+    tz: &LogTimezone,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<f64> {
+    let lines = msgs.len();
+    let tz = tz.clone();
+    let mut rates = vec![];
     let stamp = now.format("%b %e %H:%M:%S").to_string();
     let iso = now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    println!("{connections} delivering connections, {lines} lines, through each source:");
 
     // 1. A Postfix log file.
-    let file = dir.path().join("maillog");
+    let file = dir.join("maillog");
     let mut text = String::new();
-    for (pid, m) in &msgs {
+    for (pid, m) in msgs {
         text.push_str(&format!("{stamp} mx1 postfix/smtpd[{pid}]: {m}\n"));
     }
     std::fs::write(&file, &text).unwrap();
@@ -90,11 +138,12 @@ fn main() {
         judge(&mut tracker, parse_line_in(&l, now, &tz), &mut verdicts);
     }
     let base = report("Postfix log file", lines, verdicts, t, None);
+    rates.push(base);
 
     // 2. Kubernetes container logs (CRI), partial lines joined.
-    let cri = dir.path().join("0.log");
+    let cri = dir.join("0.log");
     let mut text = String::new();
-    for (pid, m) in &msgs {
+    for (pid, m) in msgs {
         let whole = format!("postfix/smtpd[{pid}]: {m}");
         if m.contains("client=") {
             let (a, b) = whole.split_at(whole.len() / 2);
@@ -106,16 +155,24 @@ fn main() {
     std::fs::write(&cri, &text).unwrap();
     let t = Instant::now();
     let mut f = LogFollower::new(&cri, Some(Position::default()));
-    let (mut tracker, mut verdicts, mut joiner) = (ConnectionTracker::default(), 0, CriJoiner::default());
+    let (mut tracker, mut verdicts, mut joiner) =
+        (ConnectionTracker::default(), 0, CriJoiner::default());
     for l in f.poll() {
         if let Ok(Some(c)) = joiner.push(&l) {
             judge(&mut tracker, c.to_line("node-1", now, &tz), &mut verdicts);
         }
     }
-    report("container logs (CRI)", lines, verdicts, t, Some(base));
+    rates.push(report(
+        "container logs (CRI)",
+        lines,
+        verdicts,
+        t,
+        Some(base),
+    ));
 
     // 3. The systemd journal, read back through journalctl.
-    let jdir = dir.path().join("journal");
+    let jdir = dir.join("journal");
+    let _ = std::fs::remove_dir_all(&jdir);
     std::fs::create_dir_all(&jdir).unwrap();
     let micros = now.timestamp_micros();
     let mut export = String::new();
@@ -126,7 +183,7 @@ fn main() {
             1 + i
         ));
     }
-    let export_file = dir.path().join("entries.export");
+    let export_file = dir.join("entries.export");
     std::fs::write(&export_file, export).unwrap();
     let written = Command::new("/lib/systemd/systemd-journal-remote")
         .arg(format!("--output={}", jdir.join("bench.journal").display()))
@@ -149,9 +206,16 @@ fn main() {
             }
         }
         child.wait().unwrap();
-        report("systemd journal (journalctl)", lines, verdicts, t, Some(base));
+        rates.push(report(
+            "systemd journal (journalctl)",
+            lines,
+            verdicts,
+            t,
+            Some(base),
+        ));
     } else {
         println!("  systemd journal: skipped (apt-get install systemd-journal-remote)");
+        rates.push(0.0);
     }
 
     // 4. Syslog over TCP, octet-counted, and over UDP.
@@ -186,10 +250,17 @@ fn main() {
         }
     }
     sender.join().unwrap();
-    report("syslog over TCP (octet-counted)", got, verdicts, t, Some(base));
+    rates.push(report(
+        "syslog over TCP (octet-counted)",
+        got,
+        verdicts,
+        t,
+        Some(base),
+    ));
 
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+    udp.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
     let to = udp.local_addr().unwrap();
     let sender = std::thread::spawn(move || {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -220,4 +291,6 @@ fn main() {
             lines - got
         );
     }
+    rates.push(rate);
+    rates
 }
