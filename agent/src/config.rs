@@ -14,8 +14,8 @@ pub struct RunArgs {
     /// This MX host's name in events (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
-    /// Postfix log file to follow (repeatable).
-    #[arg(long)]
+    /// Mail log file to follow: Postfix's, or Exim's mainlog (repeatable).
+    #[arg(long, visible_alias = "mail-log")]
     pub postfix_log: Vec<PathBuf>,
     /// Follow Postfix in the systemd journal (`journalctl`), from now on the first start and
     /// from the saved cursor after that.

@@ -3,7 +3,8 @@
 //! nftables sets equal to the cluster's ban list.
 //!
 //! # Layout
-//! - [`sources`]: where events come from: the Postfix log parser (smtpd, postscreen) and follower,
+//! - [`sources`]: where events come from: the mail log parser (Postfix's smtpd and postscreen,
+//!   Exim) and follower,
 //!   the systemd journal, container logs (CRI) found by glob, the syslog receiver, the connection
 //!   tracker that gives each SMTP connection one verdict, log time zones, the policy service and
 //!   its greylisting (leases, the followed triplet keys, reports);

@@ -196,9 +196,10 @@ fn verdict(t: i64, addr: IpAddr, c: &Conn, commands: Option<&[pb::CommandCount]>
     let cmds = commands.unwrap_or(&[]);
     let (mail_ok, _) = count(cmds, "mail");
     let (rcpt_ok, rcpt_total) = count(cmds, "rcpt");
+    // Postfix counts commands at disconnect; Exim logs none, and its accepted messages count.
     let messages = match commands {
-        Some(_) => count(cmds, "data").0 + count(cmds, "bdat").0,
-        None => c.queued,
+        Some(cs) if !cs.is_empty() => count(cmds, "data").0 + count(cmds, "bdat").0,
+        _ => c.queued,
     };
     let forgiven = 2.max(rcpt_total / 5);
     let rejected = c.unknown_users + c.hard_rejects + u32::from(c.relay_denied);
@@ -241,6 +242,9 @@ fn verdict(t: i64, addr: IpAddr, c: &Conn, commands: Option<&[pb::CommandCount]>
         )
     } else if commands.is_none() {
         (Neutral, "no disconnect logged".into())
+    } else if cmds.is_empty() {
+        // Exim: nothing logged between connect and close (a sender verification callout, too).
+        (Neutral, "nothing logged but the connection".into())
     } else {
         (Bad, "connect and quit: no MAIL command".into())
     };

@@ -116,3 +116,43 @@ fn real_postscreen_capture_gives_one_verdict_per_connection() {
         ]
     );
 }
+
+#[test]
+fn real_exim_capture_gives_the_same_verdicts() {
+    use crate::sources::connections::ConnectionTracker;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/exim-4.96-mainlog.log"
+    );
+    let text = std::fs::read_to_string(path).expect("the Exim capture");
+    let now = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap();
+    let mut tracker = ConnectionTracker::default();
+    let mut verdicts = vec![];
+    for line in text.lines() {
+        let read = parse_line_in(line, now, &crate::sources::timezone::LogTimezone::Utc);
+        assert!(
+            matches!(read.parsed, Parsed::Event(_) | Parsed::Ignored),
+            "{line}"
+        );
+        verdicts.extend(tracker.feed(read));
+    }
+    let got: Vec<(String, pb::Verdict)> = verdicts
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(Kind::Verdict(v)) => Some((e.client_address.clone(), v.verdict())),
+            _ => None,
+        })
+        .collect();
+    let (d, b) = (pb::Verdict::Delivered, pb::Verdict::Bad);
+    let want: Vec<(String, pb::Verdict)> = [
+        ("127.0.0.2", d),
+        ("127.0.0.2", d),
+        ("127.0.0.3", b),
+        ("127.0.0.3", b),
+        ("127.0.0.3", b),
+    ]
+    .iter()
+    .map(|(a, v)| (a.to_string(), *v))
+    .collect();
+    assert_eq!(got, want);
+}

@@ -1,4 +1,4 @@
-//! Postfix log lines → typed events. Pure: no I/O, no clock but the reference time passed in.
+//! Mail server log lines → typed events (Postfix's smtpd and postscreen; Exim in [`exim`]). Pure: no I/O, no clock but the reference time passed in.
 //!
 //! Understands Postfix's own `maillog_file` lines and syslog lines (RFC 3164 `Nov 26 17:06:09`,
 //! ISO/RFC 3339 timestamps as rsyslog writes them, and RFC 5424 `<22>1 2026-…`), from `smtpd` and
@@ -15,6 +15,7 @@ use regex::Regex;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+pub mod exim;
 mod postscreen;
 mod smtpd;
 
@@ -238,8 +239,12 @@ pub fn parse_line(line: &str, now: DateTime<Utc>) -> Parsed {
 pub fn parse_line_in(line: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Line {
     let line = line.trim_end_matches(['\r', '\n']);
     let Some(h) = header(line, now, tz) else {
-        return Line::not_understood();
+        // Exim's own mainlog has a header of its own.
+        return exim::parse_mainlog(line, tz).unwrap_or_else(Line::not_understood);
     };
+    if matches!(h.program, "exim" | "exim4") {
+        return exim::syslog_message(h.t, h.msg);
+    }
     let process = h.pid.map(|pid| (h.program.to_string(), pid));
     let client_name = h
         .msg

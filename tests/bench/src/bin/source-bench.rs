@@ -1,5 +1,5 @@
 //! Lines per second through each of the agent's log sources, in one run: the same 100,000
-//! delivering connections (300,000 lines) as a Postfix log file, as Kubernetes container logs
+//! delivering connections (300,000 lines) as a Postfix log file, as Exim's mainlog, as Kubernetes container logs
 //! (CRI, every `client=` line split in two parts), as systemd journal files read back through
 //! `journalctl` (written by systemd-journal-remote beforehand, not timed), and as syslog over TCP
 //! (octet-counted) and UDP. Each path runs the source's own code — follower or journalctl or
@@ -96,6 +96,7 @@ fn main() {
         "Postfix log file",
         "container logs (CRI)",
         "systemd journal",
+        "Exim mainlog file",
         "syslog over TCP",
         "syslog over UDP",
     ];
@@ -218,7 +219,32 @@ fn measure(
         rates.push(0.0);
     }
 
-    // 4. Syslog over TCP, octet-counted, and over UDP.
+    // 4. Exim's mainlog: the same connections as Exim logs them.
+    let exim = dir.join("mainlog");
+    let day = now.format("%Y-%m-%d %H:%M:%S").to_string();
+    let mut text = String::new();
+    for (i, (pid, m)) in msgs.iter().enumerate() {
+        let a = m
+            .split('[')
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .unwrap_or("");
+        text.push_str(&match i % 3 {
+            0 => format!("{day} SMTP connection from [{a}]:{pid} (TCP/IP connection count = 1)\n"),
+            1 => format!("{day} 1xX{pid:X}-0000-00 <= s@example.test H=(mail.example) [{a}]:{pid} P=esmtp S=449\n"),
+            _ => format!("{day} SMTP connection from (mail.example) [{a}]:{pid} closed by QUIT\n"),
+        });
+    }
+    std::fs::write(&exim, &text).unwrap();
+    let t = Instant::now();
+    let mut f = LogFollower::new(&exim, Some(Position::default()));
+    let (mut tracker, mut verdicts) = (ConnectionTracker::default(), 0);
+    for l in f.poll() {
+        judge(&mut tracker, parse_line_in(&l, now, &tz), &mut verdicts);
+    }
+    rates.push(report("Exim mainlog file", lines, verdicts, t, Some(base)));
+
+    // 5. Syslog over TCP, octet-counted, and over UDP.
     let syslog: Vec<String> = msgs
         .iter()
         .map(|(pid, m)| format!("<22>{stamp} mx1 postfix/smtpd[{pid}]: {m}"))
