@@ -1,13 +1,12 @@
-//! mxrep-agent: runs on every MX host. Sources (Postfix log, policy service) turn what Postfix
-//! does into events; the uplink streams them to the cluster; the enforcer keeps the host's
+//! mxrep-agent: runs on every MX host. Sources (mail logs, policy service) turn what Postfix or
+//! Exim does into events; the uplink streams them to the cluster; the enforcer keeps the host's
 //! nftables sets equal to the cluster's ban list.
 //!
 //! # Layout
 //! - [`sources`]: where events come from: the mail log parser (Postfix's smtpd and postscreen,
-//!   Exim) and follower,
-//!   the systemd journal, container logs (CRI) found by glob, the syslog receiver, the connection
-//!   tracker that gives each SMTP connection one verdict, log time zones, the policy service and
-//!   its greylisting (leases, the followed triplet keys, reports);
+//!   Exim) and file follower, the systemd journal, container logs (CRI) found by glob, the syslog
+//!   receiver, the connection tracker that gives each SMTP connection one verdict, log time
+//!   zones, the policy service and its greylisting (leases, the followed triplet keys, reports);
 //! - [`uplink`]: verdicts to the cluster in acknowledged batches, exactly once across failover;
 //! - [`enforce`]: the ban list into nftables: the stream, its pure translation, the kernel
 //!   (nft and netlink), the table guard, the agent's ban view;

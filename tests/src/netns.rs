@@ -52,6 +52,11 @@ pub fn tool_available(test: &str, binary: &str, package: &str) -> bool {
     false
 }
 
+/// Routes `net` out of `ns`'s bridge interface (extra client addresses live on other hosts).
+pub fn route(ns: &str, net: &str) {
+    sh(&["ip", "-n", ns, "route", "add", net, "dev", "eth0"]);
+}
+
 pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])
         .args(&args[1..])

@@ -73,6 +73,20 @@ impl NodeProc {
         node
     }
 
+    /// A one-node cluster under `root`, in network namespace `ns`, started and leading.
+    pub fn single_in(root: &Path, ns: &str) -> Self {
+        let mut node = Self::new(root, 1, None, &Tuning::default());
+        node.peers = Some(format!("1={}", node.peer));
+        node.netns = Some(ns.to_string());
+        node.start();
+        crate::wait_until(
+            Duration::from_secs(30),
+            "the node in its namespace to lead",
+            || node.status()?["leader_id"].as_u64(),
+        );
+        node
+    }
+
     /// A one-node cluster under `root` serving mTLS with the node certificate from `pki` (made
     /// by `mxrepctl certs init`), started and leading (asked with the admin certificate).
     pub fn single_tls(root: &Path, pki: &Path) -> Self {

@@ -6,7 +6,7 @@
 //! spammer 192.0.2.31 plus 203.0.113.0/24 and 198.18.0.1–20. Everything is removed on drop, and
 //! names are per process, so a run killed halfway never breaks the next one.
 
-use crate::netns::{sh, Daemon, Lab};
+use crate::netns::{route, sh, Daemon, Lab};
 pub use crate::postfix::Postfix;
 use crate::{bin, ctl_json_in, wait_until, NodeProc, Tuning};
 use std::path::PathBuf;
@@ -222,7 +222,7 @@ impl Testbed {
             let addr = format!("192.0.2.2{i}");
             let ns = lab.host(&name, &[&format!("{addr}/24")]);
             for net in ["203.0.113.0/24", "198.51.100.0/24", "198.18.0.0/15"] {
-                sh(&["ip", "-n", &ns, "route", "add", net, "dev", "eth0"]);
+                route(&ns, net);
             }
             // Each MX host's agent starts on a different node and fails over to the others.
             let cluster = (0..3)

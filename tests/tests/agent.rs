@@ -100,28 +100,13 @@ impl MxBed {
         let mut lab = Lab::new(tag);
         let mx = lab.host("mx", &["192.0.2.1/24"]);
         let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
-        sh(&[
-            "ip",
-            "-n",
-            &mx,
-            "route",
-            "add",
-            "203.0.113.0/24",
-            "dev",
-            "eth0",
-        ]);
+        route(&mx, "203.0.113.0/24");
         let listener = listen_25(&mx);
         wait_for(LIMIT, "port 25 reachable", || {
             connects(&cl, "203.0.113.5", "192.0.2.1")
         });
         let dir = tempfile::tempdir().unwrap();
-        let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-        node.peers = Some(format!("1={}", node.peer));
-        node.netns = Some(mx.clone());
-        node.start();
-        wait_until(LIMIT, "the node in the MX namespace to lead", || {
-            node.status()?["leader_id"].as_u64()
-        });
+        let node = NodeProc::single_in(dir.path(), &mx);
         let log = dir.path().join("maillog");
         std::fs::write(&log, "").unwrap();
         let state = dir.path().join("agent-state");

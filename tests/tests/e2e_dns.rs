@@ -103,16 +103,7 @@ fn listed_clients_are_refused_with_the_lists_text_and_the_zone_serves_postfix_wi
 
     // A Postfix host without an agent, asking node 1's zone through resolv.conf.
     let mx4 = bed.lab.host("mx4", &["192.0.2.24/24"]);
-    sh(&[
-        "ip",
-        "-n",
-        &mx4,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "dev",
-        "eth0",
-    ]);
+    route(&mx4, "203.0.113.0/24");
     let etc_netns = std::path::PathBuf::from(format!("/etc/netns/{mx4}"));
     std::fs::create_dir_all(&etc_netns).unwrap();
     let _cleanup = RemoveOnDrop(etc_netns.clone());

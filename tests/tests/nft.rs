@@ -36,26 +36,8 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
             "2001:db8:1::9/64",
         ],
     );
-    sh(&[
-        "ip",
-        "-n",
-        &mx,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "dev",
-        "eth0",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &mx,
-        "route",
-        "add",
-        "198.51.100.0/24",
-        "dev",
-        "eth0",
-    ]);
+    route(&mx, "203.0.113.0/24");
+    route(&mx, "198.51.100.0/24");
     sh(&[
         "ip",
         "-n",
@@ -243,16 +225,7 @@ fn local_rate_drops_the_fourth_new_connection_within_a_minute() {
     let mut lab = Lab::new("l");
     let mx = lab.host("mx", &["192.0.2.1/24"]);
     let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
-    sh(&[
-        "ip",
-        "-n",
-        &mx,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "dev",
-        "eth0",
-    ]);
+    route(&mx, "203.0.113.0/24");
     let _listener = listen_25(&mx);
     wait_for(Duration::from_secs(10), "the port 25 listener", || {
         connects(&cl, "192.0.2.2", "192.0.2.1")

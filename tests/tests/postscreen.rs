@@ -56,24 +56,9 @@ fn postscreen_verdicts_and_port_suffixes_from_real_postfix() {
             "203.0.113.53/32",
         ],
     );
-    sh(&[
-        "ip",
-        "-n",
-        &mx,
-        "route",
-        "add",
-        "203.0.113.0/24",
-        "dev",
-        "eth0",
-    ]);
+    route(&mx, "203.0.113.0/24");
     let dir = tempfile::tempdir().unwrap();
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    node.netns = Some(mx.clone());
-    node.start();
-    wait_until(LIMIT, "the node to lead", || {
-        node.status()?["leader_id"].as_u64()
-    });
+    let node = NodeProc::single_in(dir.path(), &mx);
 
     let postfix = Postfix::start(&mx, &dir.path().join("postfix"), "mx1", "192.0.2.1");
     let etc = format!("{}/etc", postfix.dir.display());

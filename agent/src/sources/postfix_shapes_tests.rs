@@ -78,14 +78,11 @@ fn an_unknown_shape_masks_what_varies() {
     assert_eq!(y, "SOMETHING NEW happened to mail.example… after … tries");
 }
 
-#[test]
-fn real_postscreen_capture_gives_one_verdict_per_connection() {
+/// The verdicts the connection tracker gives for the capture at `path` (every line must be an
+/// event or a line without evidence), as (client, verdict).
+fn verdicts_of(path: &str) -> Vec<(String, pb::Verdict)> {
     use crate::sources::connections::ConnectionTracker;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/postfix-3.7-postscreen.log"
-    );
-    let text = std::fs::read_to_string(path).expect("the postscreen capture");
+    let text = std::fs::read_to_string(path).expect("the capture");
     let now = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap();
     let mut tracker = ConnectionTracker::default();
     let mut verdicts = vec![];
@@ -98,61 +95,53 @@ fn real_postscreen_capture_gives_one_verdict_per_connection() {
         );
         verdicts.extend(tracker.feed(read));
     }
-    let by_addr: Vec<(String, pb::Verdict)> = verdicts
+    verdicts
         .iter()
         .filter_map(|e| match &e.kind {
             Some(Kind::Verdict(v)) => Some((e.client_address.clone(), v.verdict())),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+fn pairs(want: &[(&str, pb::Verdict)]) -> Vec<(String, pb::Verdict)> {
+    want.iter().map(|(a, v)| (a.to_string(), *v)).collect()
+}
+
+#[test]
+fn real_postscreen_capture_gives_one_verdict_per_connection() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/postfix-3.7-postscreen.log"
+    );
+    let (d, b) = (pb::Verdict::Delivered, pb::Verdict::Bad);
     // PREGREET then HANGUP of one connection is one bad connection, not two.
     assert_eq!(
-        by_addr,
-        vec![
-            ("203.0.113.51".to_string(), pb::Verdict::Bad),
-            ("203.0.113.52".to_string(), pb::Verdict::Bad),
-            ("203.0.113.53".to_string(), pb::Verdict::Bad),
-            ("192.0.2.2".to_string(), pb::Verdict::Delivered),
-        ]
+        verdicts_of(path),
+        pairs(&[
+            ("203.0.113.51", b),
+            ("203.0.113.52", b),
+            ("203.0.113.53", b),
+            ("192.0.2.2", d)
+        ])
     );
 }
 
 #[test]
 fn real_exim_capture_gives_the_same_verdicts() {
-    use crate::sources::connections::ConnectionTracker;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/exim-4.96-mainlog.log"
     );
-    let text = std::fs::read_to_string(path).expect("the Exim capture");
-    let now = Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap();
-    let mut tracker = ConnectionTracker::default();
-    let mut verdicts = vec![];
-    for line in text.lines() {
-        let read = parse_line_in(line, now, &crate::sources::timezone::LogTimezone::Utc);
-        assert!(
-            matches!(read.parsed, Parsed::Event(_) | Parsed::Ignored),
-            "{line}"
-        );
-        verdicts.extend(tracker.feed(read));
-    }
-    let got: Vec<(String, pb::Verdict)> = verdicts
-        .iter()
-        .filter_map(|e| match &e.kind {
-            Some(Kind::Verdict(v)) => Some((e.client_address.clone(), v.verdict())),
-            _ => None,
-        })
-        .collect();
     let (d, b) = (pb::Verdict::Delivered, pb::Verdict::Bad);
-    let want: Vec<(String, pb::Verdict)> = [
-        ("127.0.0.2", d),
-        ("127.0.0.2", d),
-        ("127.0.0.3", b),
-        ("127.0.0.3", b),
-        ("127.0.0.3", b),
-    ]
-    .iter()
-    .map(|(a, v)| (a.to_string(), *v))
-    .collect();
-    assert_eq!(got, want);
+    assert_eq!(
+        verdicts_of(path),
+        pairs(&[
+            ("127.0.0.2", d),
+            ("127.0.0.2", d),
+            ("127.0.0.3", b),
+            ("127.0.0.3", b),
+            ("127.0.0.3", b)
+        ])
+    );
 }
