@@ -19,6 +19,21 @@ pub struct Summary {
     pub not_understood: u64,
     /// Postfix lines about a client in a shape this parser does not know, by shape.
     pub unknown_shapes: BTreeMap<String, u64>,
+    /// Lines that carried evidence about a client and became events (verdicts not counted).
+    pub evidence_lines: u64,
+}
+
+impl Summary {
+    /// Of the lines that speak about a client, the share that became events (1.0 when none).
+    pub fn understood_share(&self) -> f64 {
+        let unknown: u64 = self.unknown_shapes.values().sum();
+        let all = self.evidence_lines + unknown;
+        if all == 0 {
+            1.0
+        } else {
+            self.evidence_lines as f64 / all as f64
+        }
+    }
 }
 
 fn details(e: &pb::Event) -> String {
@@ -124,6 +139,7 @@ pub fn check(
         };
         match &read.parsed {
             Parsed::Event(e) => {
+                s.evidence_lines += 1;
                 emit(&mut s, out, e)?;
                 for v in connections.feed(read) {
                     emit(&mut s, out, &v)?;
@@ -149,7 +165,8 @@ pub fn print_summary(s: &Summary, out: &mut impl Write, json: bool) -> std::io::
         let v = serde_json::json!({
             "summary": {"lines": s.lines, "events": total, "by_kind": s.events,
                         "ignored": s.ignored, "not_understood": s.not_understood,
-                        "unknown_shapes": s.unknown_shapes}
+                        "unknown_shapes": s.unknown_shapes,
+                        "evidence_understood": s.understood_share()}
         });
         return writeln!(out, "{v}");
     }
@@ -165,6 +182,11 @@ pub fn print_summary(s: &Summary, out: &mut impl Write, json: bool) -> std::io::
         s.ignored
     )?;
     writeln!(out, "lines not understood: {}", s.not_understood)?;
+    writeln!(
+        out,
+        "lines about a client understood: {:.1} %",
+        s.understood_share() * 100.0
+    )?;
     if !s.unknown_shapes.is_empty() {
         let n: u64 = s.unknown_shapes.values().sum();
         writeln!(out, "Postfix lines about a client in an unknown shape: {n}")?;
@@ -173,4 +195,29 @@ pub fn print_summary(s: &Summary, out: &mut impl Write, json: bool) -> std::io::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_of_lines_about_a_client_that_were_understood() {
+        let log = "Nov  6 07:01:02 mx1 postfix/smtpd[1]: connect from unknown[203.0.113.20]:50123\n\
+                   Nov  6 07:01:03 mx1 postfix/smtpd[1]: SOMETHING NEW for unknown[203.0.113.20]:50123\n\
+                   Nov  6 07:01:04 mx1 postfix/smtpd[1]: disconnect from unknown[203.0.113.20]:50123 ehlo=1 quit=1 commands=2\n\
+                   Nov  6 07:01:05 mx1 postfix/qmgr[2]: 4N: removed\n";
+        let mut out = Vec::new();
+        let s = check(log.as_bytes(), &mut out, true, &LogTimezone::Utc).unwrap();
+        assert_eq!((s.evidence_lines, s.ignored), (2, 1));
+        assert!((s.understood_share() - 2.0 / 3.0).abs() < 1e-9);
+        print_summary(&s, &mut out, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("lines about a client understood: 66.7 %"),
+            "{text}"
+        );
+        assert!(text.contains("SOMETHING NEW for unknown…"), "{text}");
+        assert_eq!(Summary::default().understood_share(), 1.0);
+    }
 }

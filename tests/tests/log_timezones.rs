@@ -10,7 +10,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(60);
 
 struct ZonedAgent {
-    _agent: AgentProc,
+    agent: AgentProc,
     log: std::path::PathBuf,
     /// The host's offset from UTC, in hours.
     offset_h: i32,
@@ -24,7 +24,7 @@ impl ZonedAgent {
         let path = log.display().to_string();
         let args = ["--dry-run", "--postfix-log", &path];
         Self {
-            _agent: AgentProc::start(dir, api, name, &args, &[("TZ", tz)]),
+            agent: AgentProc::start(dir, api, name, &args, &[("TZ", tz)]),
             log,
             offset_h,
             name: name.into(),
@@ -93,4 +93,33 @@ fn hosts_east_and_west_of_utc_count_and_ban_like_a_utc_host() {
     assert_eq!(hosts, vec!["mx-east".to_string(), "mx-west".to_string()]);
     // And still exactly six: nothing counted twice, nothing refused as from the future.
     assert_eq!(accepted_messages(&node.api, "198.51.100.70"), Some(6));
+}
+
+#[test]
+fn stamps_in_a_zone_the_agent_was_not_told_count_when_read_and_are_reported_once() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProc::single_leading(dir.path(), "");
+    // The host's syslog writes UTC+2 local time; the agent was left to read it as UTC.
+    let wrong = ZonedAgent::start(dir.path(), &node.api, "mx-wrong", "UTC", 2);
+    let lines: Vec<String> = (0..7)
+        .flat_map(|i| delivering("198.51.100.71", 5000 + i))
+        .collect();
+    wrong.write(&lines);
+    wait_until(
+        LIMIT,
+        "every message counted though stamped two hours ahead",
+        || (accepted_messages(&node.api, "198.51.100.71")? == 7).then_some(()),
+    );
+    let log = wait_until(LIMIT, "the offset reported", || {
+        let t = wrong.agent.log_text();
+        t.contains("2 h 00 min ahead of this host's clock")
+            .then_some(t)
+    });
+    assert!(log.contains("--log-timezone +02:00"), "{log}");
+    assert_eq!(
+        log.matches("min ahead of").count(),
+        1,
+        "reported once: {log}"
+    );
 }

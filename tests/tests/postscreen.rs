@@ -144,6 +144,7 @@ fn postscreen_verdicts_and_port_suffixes_from_real_postfix() {
     let s = &summary["summary"];
     assert_eq!(s["not_understood"], 0, "{log}");
     assert_eq!(s["unknown_shapes"], serde_json::json!({}), "{log}");
+    assert_eq!(s["evidence_understood"], 1.0, "{s}");
     assert!(s["by_kind"]["protocol-error"].as_u64() >= Some(3), "{s}");
     assert!(s["by_kind"]["accepted"].as_u64() >= Some(1), "{s}");
 

@@ -7,6 +7,7 @@ use super::connections::ConnectionTracker;
 use super::cri::CriJoiner;
 use super::log_follower::LogFollower;
 use super::postfix::{parse_line_in, Line, Parsed};
+use super::stamp_skew::{Stamp, StampSkew};
 use super::timezone::LogTimezone;
 use crate::state_dir::{Position, StateDir};
 use crate::uplink::Uplink;
@@ -80,6 +81,9 @@ impl Pump {
         let mut connections = ConnectionTracker::default();
         let mut cri = CriJoiner::default();
         let mut missing_since: Option<Instant> = None;
+        let mut skew = StampSkew::default();
+        // The first read after opening is a catch-up: its old stamps are old, not skewed.
+        let mut live = false;
         loop {
             let before = f.position();
             let now = chrono::Utc::now();
@@ -87,8 +91,9 @@ impl Pump {
                 self.uplink.push(e);
             }
             let mut lines = [0u64; 4];
+            let now_ms = now.timestamp_millis();
             for line in f.poll() {
-                let read = match format {
+                let mut read = match format {
                     FileFormat::Syslog => parse_line_in(&line, now, &self.tz),
                     FileFormat::Cri => match cri.push(&line) {
                         Ok(None) => continue,
@@ -102,6 +107,11 @@ impl Pump {
                     Parsed::NotUnderstood => 2,
                     Parsed::UnknownShape(_) => 3,
                 }] += 1;
+                if let (true, Parsed::Event(e)) = (live, &mut read.parsed) {
+                    if skew.judge(e.time_unix_ms, now_ms) == Stamp::Skewed {
+                        e.time_unix_ms = now_ms;
+                    }
+                }
                 match &read.parsed {
                     Parsed::Event(_) => {
                         for e in connections.feed(read) {
@@ -130,6 +140,10 @@ impl Pump {
                     }
                 }
             }
+            if let Some(why) = skew.report() {
+                tracing::warn!("{}: {why}", f.path().display());
+            }
+            live = true;
             for (n, result) in
                 lines
                     .into_iter()

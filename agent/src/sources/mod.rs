@@ -10,6 +10,7 @@ pub mod log_follower;
 pub mod log_pump;
 pub mod policy_server;
 pub mod postfix;
+pub mod stamp_skew;
 pub mod syslog;
 pub mod timezone;
 
