@@ -145,3 +145,44 @@ fn real_exim_capture_gives_the_same_verdicts() {
         ])
     );
 }
+
+#[test]
+fn every_form_of_the_other_sources_yields_its_event() {
+    use crate::sources::{cri::CriJoiner, journal::entry_line, syslog::message::split};
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/source-forms.tsv"
+    );
+    let text = std::fs::read_to_string(path).expect("the forms corpus");
+    let now = Utc.with_ymd_and_hms(2026, 11, 27, 21, 0, 0).unwrap();
+    let tz = crate::sources::timezone::LogTimezone::Utc;
+    let mut checked = 0;
+    for row in text
+        .lines()
+        .filter(|r| !r.starts_with('#') && !r.trim().is_empty())
+    {
+        let mut cols = row.splitn(3, '\t');
+        let (want, form, record) = (
+            cols.next().unwrap(),
+            cols.next().unwrap(),
+            cols.next().unwrap(),
+        );
+        let got =
+            match form {
+                "cri" => CriJoiner::default()
+                    .push(record)
+                    .ok()
+                    .flatten()
+                    .map(|c| c.to_line("node-1", now, &tz).parsed),
+                "syslog" => split(record, "192.0.2.99")
+                    .map(|(_, line)| parse_line_in(&line, now, &tz).parsed),
+                "journal" => entry_line(record, "mx-j")
+                    .map(|(line, _)| parse_line_in(&line, now, &tz).parsed),
+                other => panic!("unknown form {other}"),
+            };
+        let got = got.map_or_else(|| "refused".to_string(), |p| what(&p));
+        assert_eq!(got, want, "{form}: {record}");
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked}");
+}
