@@ -1,5 +1,16 @@
-//! Where events come from on an MX host: Postfix's log (a file, or syslog forwarded to the
-//! agent) and Postfix's policy requests.
+//! Where events come from on an MX host: mail logs — Postfix's or Exim's, as files, the systemd
+//! journal, Kubernetes container logs, or syslog forwarded to the agent — and Postfix's policy
+//! requests.
+//!
+//! # Layout
+//! - [`postfix`]: the line parser (smtpd, postscreen, Exim), pure;
+//! - [`connections`]: one verdict per SMTP connection from its lines;
+//! - [`log_follower`], [`log_pump`]: files followed across rotation and restarts, lines to verdicts;
+//! - [`container_logs`], [`cri`]: pods' log files found by glob, the CRI format;
+//! - [`journal`]: the systemd journal through `journalctl`;
+//! - [`syslog`]: the UDP/TCP syslog receiver;
+//! - [`timezone`], [`stamp_skew`]: the zone of zone-less stamps, and stamps that disagree;
+//! - [`policy_server`], [`greylist`]: Postfix's policy service and its greylisting.
 
 pub mod connections;
 pub mod container_logs;
