@@ -127,11 +127,6 @@ impl Telemetry {
         self.registry.clone()
     }
 
-    /// Are spans exported (an OTLP trace endpoint is configured)?
-    pub fn tracing(&self) -> bool {
-        self.tracer.is_some()
-    }
-
     /// Runs `main` with telemetry set up as `opts` asks (it gets the `/metrics` registry), then
     /// flushes what is still buffered, whatever `main` returned.
     pub async fn around<T, Fut>(

@@ -65,16 +65,22 @@ pub fn serve(
             propagate::set_parent(&span, &batch.traceparent);
             count_received(&batch);
             let pending = match validate_batch(&batch, unix_ms(), &limits) {
-                Err(reason) => AwaitingCommit {
-                    seq: batch.seq,
-                    accepted: 0,
-                    rejected: batch.events.len() as u32,
-                    rejections: vec![pb::EventRejection {
-                        index: u32::MAX,
-                        reason: format!("whole batch refused: {reason}"),
-                    }],
-                    committed: None,
-                },
+                Err(reason) => {
+                    node().events_refused.add(
+                        batch.events.len() as u64,
+                        &[kv("mx_host", batch.mx_host.trim().to_string())],
+                    );
+                    AwaitingCommit {
+                        seq: batch.seq,
+                        accepted: 0,
+                        rejected: batch.events.len() as u32,
+                        rejections: vec![pb::EventRejection {
+                            index: u32::MAX,
+                            reason: format!("whole batch refused: {reason}"),
+                        }],
+                        committed: None,
+                    }
+                }
                 Ok((good, bad)) => {
                     let accepted = good.len() as u32;
                     if !bad.is_empty() {

@@ -27,29 +27,26 @@ impl ApplyEffects<'_> {
         response: &Response,
         audit: Option<&AuditEntry>,
     ) {
-        let decided = command
-            .and_then(Command::traceparent)
-            .filter(|_| {
-                response
-                    .changes
-                    .iter()
-                    .any(|c| c.kind == BanChangeKind::Added)
-            })
-            .map(|parent| {
-                let first = response
-                    .changes
-                    .iter()
-                    .find(|c| c.kind == BanChangeKind::Added);
-                let span = tracing::info_span!(
-                    "ban.decided",
-                    index,
-                    changes = response.changes.len(),
-                    prefix = first.map(|c| c.ban.prefix.to_string()).unwrap_or_default(),
-                    rule = first.map(rule_of).unwrap_or_default()
-                );
-                propagate::set_parent(&span, parent);
-                span
-            });
+        // A traced entry that added a ban: the decision joins the trace of what decided it.
+        let first_added = response
+            .changes
+            .iter()
+            .find(|c| c.kind == BanChangeKind::Added);
+        let decided =
+            command
+                .and_then(Command::traceparent)
+                .zip(first_added)
+                .map(|(parent, first)| {
+                    let span = tracing::info_span!(
+                        "ban.decided",
+                        index,
+                        changes = response.changes.len(),
+                        prefix = %first.ban.prefix,
+                        rule = rule_of(first)
+                    );
+                    propagate::set_parent(&span, parent);
+                    span
+                });
         let trace = decided
             .as_ref()
             .map(propagate::traceparent)
