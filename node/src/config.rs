@@ -64,6 +64,8 @@ pub struct NodeArgs {
     /// Log lines as `text` (default) or `json` (one object per line).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub membership: MembershipArgs,
 }
 
 /// Initial members: id → peer address.
@@ -172,6 +174,12 @@ struct FileConfig {
     insecure_plaintext: bool,
     metrics_listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
+    join: Option<String>,
+    #[serde(default)]
+    id_from_hostname: bool,
+    advertise_peer: Option<String>,
+    advertise_api: Option<String>,
+    cluster_size: Option<u64>,
     #[serde(default)]
     raft: RaftTuning,
 }
@@ -195,19 +203,19 @@ pub struct NodeConfig {
     /// Where `/metrics` is served for Prometheus (None: not served).
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// Any member's API address to ask for membership at start (`--join`).
+    pub join: Option<String>,
+    /// HOST:PORT peers reach this node at (its entry in --peers, --advertise-peer, or the listener).
+    pub advertise_peer: String,
+    /// HOST:PORT clients reach the API at.
+    pub advertise_api: String,
+    /// Voters the deployment runs; members with higher ids are removed once gone.
+    pub cluster_size: Option<u64>,
     /// Warnings found while resolving, logged once logging is set up.
     pub warnings: Vec<String>,
 }
 
 impl NodeConfig {
-    /// The address peers use to reach this node.
-    pub fn own_peer_addr(&self) -> String {
-        self.peers
-            .get(&self.id)
-            .cloned()
-            .unwrap_or_else(|| self.peer_listen.to_string())
-    }
-
     /// Merges flags, file and `--dev` defaults, and validates the result.
     pub fn resolve(args: NodeArgs) -> anyhow::Result<Self> {
         let file = match &args.config {
@@ -219,7 +227,12 @@ impl NodeConfig {
             Some(v) => Some(peers_from_toml(v).context("in the config file, key 'peers'")?),
         };
         let dev = args.dev;
-        let id = args.id.or(file.id).or(dev.then_some(1));
+        let m = args.membership;
+        let from_hostname = match m.id_from_hostname || file.id_from_hostname {
+            true => Some(id_from_hostname(&host_name()?)?),
+            false => None,
+        };
+        let id = args.id.or(from_hostname).or(file.id).or(dev.then_some(1));
         let Some(id) = id else {
             bail!("--id is required (or use --dev for a single local node)");
         };
@@ -259,8 +272,30 @@ impl NodeConfig {
         if dev && peers.is_empty() {
             peers.insert(id, peer_listen.to_string());
         }
-        if !peers.is_empty() && !peers.contains_key(&id) {
-            bail!("--peers does not list this node's own id {id}");
+        let join = m
+            .join
+            .or(file.join)
+            .map(|j| checked("--join", &j))
+            .transpose()?;
+        if !peers.is_empty() && !peers.contains_key(&id) && join.is_none() {
+            bail!(
+                "--peers does not list this node's own id {id} (give --join to be added to them)"
+            );
+        }
+        let advertise_peer = match m.advertise_peer.or(file.advertise_peer) {
+            Some(a) => checked("--advertise-peer", &a)?,
+            None => peers
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| peer_listen.to_string()),
+        };
+        let advertise_api = match m.advertise_api.or(file.advertise_api) {
+            Some(a) => checked("--advertise-api", &a)?,
+            None => api_listen.to_string(),
+        };
+        let cluster_size = m.cluster_size.or(file.cluster_size);
+        if cluster_size == Some(0) {
+            bail!("cluster_size must be at least 1");
         }
         let tls = args.tls.files_or(mxrep_common::tls::TlsArgs {
             tls_ca: file.tls_ca,
@@ -293,6 +328,10 @@ impl NodeConfig {
             dnsbl: args.dnsbl_listen.or(file.dnsbl_listen).map(|a| (a, zone)),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            join,
+            advertise_peer,
+            advertise_api,
+            cluster_size,
             warnings,
         })
     }
@@ -325,6 +364,11 @@ fn peers_from_toml(v: toml::Value) -> anyhow::Result<BTreeMap<u64, String>> {
         other => bail!("expected \"ID=HOST:PORT,…\" or a table, got {other}"),
     }
 }
+
+#[path = "config_membership.rs"]
+mod membership;
+use membership::{checked, host_name};
+pub use membership::{id_from_hostname, MembershipArgs};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -61,7 +61,7 @@ fn dev_defaults_and_flag_precedence() {
     assert_eq!(c.api_listen.to_string(), "127.0.0.1:9100");
     assert_eq!(c.peer_listen.to_string(), "127.0.0.1:9001");
     assert_eq!(c.raft.heartbeat_ms, 50);
-    assert_eq!(c.own_peer_addr(), "h:2");
+    assert_eq!(c.advertise_peer, "h:2");
 
     std::fs::write(&f, "id = 2\nbogus = 1\n").unwrap();
     let e = NodeConfig::resolve(NodeArgs {

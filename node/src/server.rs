@@ -14,9 +14,11 @@ use crate::dns::lookups::DnsLookups;
 use crate::dns::resolver::ListResolver;
 use crate::ingest::{Aggregator, AggregatorConfig};
 use crate::raft::bootstrap::initialize_when_ready;
+use crate::raft::join::join_until_member;
 use crate::raft::log_store::SledLogStore;
 use crate::raft::network::PeerNetwork;
 use crate::raft::peer_service::PeerService;
+use crate::raft::scale_down::remove_departed;
 use crate::raft::state_store::StateMachineStore;
 use crate::raft::{Cluster, ClusterOp, MxNode, Raft};
 use crate::state::Command;
@@ -115,8 +117,8 @@ pub async fn run(
     .context("cannot start raft")?;
     let cluster = Cluster::new(cfg.id, raft.clone(), store, network.channels.clone());
     let own = MxNode {
-        peer_addr: cfg.own_peer_addr(),
-        api_addr: cfg.api_listen.to_string(),
+        peer_addr: cfg.advertise_peer.clone(),
+        api_addr: cfg.advertise_api.clone(),
     };
     tracing::info!(
         id = cfg.id,
@@ -207,6 +209,13 @@ pub async fn run(
         stopping.clone(),
     ));
 
+    let founding = cfg.peers.contains_key(&cfg.id);
+    match &cfg.join {
+        Some(via) if !founding => {
+            tokio::spawn(join_until_member(cfg.id, own.clone(), via.clone()));
+        }
+        _ => {}
+    }
     tokio::spawn(initialize_when_ready(
         cluster.clone(),
         log,
@@ -214,6 +223,13 @@ pub async fn run(
         own,
         cfg.peers.clone(),
     ));
+    if let Some(size) = cfg.cluster_size {
+        tokio::spawn(remove_departed(
+            cluster.clone(),
+            network.channels.clone(),
+            size,
+        ));
+    }
     tokio::spawn(tick_while_leader(cluster.clone(), cfg.raft.tick()));
     tokio::spawn(say_when_serving(cluster.clone(), cfg.clone()));
 

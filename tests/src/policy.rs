@@ -40,3 +40,18 @@ impl PolicyClient {
         self.rt.block_on(self.svc.answer(&attrs))
     }
 }
+
+/// One request to an agent's policy service at `listen` (Postfix's policy protocol over TCP) for
+/// `client`; the `action=…` line it answers, or None while it does not answer.
+pub fn ask_policy(listen: &str, client: &str) -> Option<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(listen).ok()?;
+    write!(
+        s,
+        "request=smtpd_access_policy\nclient_address={client}\n\n"
+    )
+    .ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    Some(line.trim().to_string())
+}

@@ -239,18 +239,7 @@ fn dry_run_touches_no_firewall_but_answers_policy_from_the_ban_list() {
         &["ban", "198.51.100.0/24", "--for", "1h", "--reason", "dry"],
     );
     assert!(out.status.success());
-    let ask = |client: &str| -> Option<String> {
-        use std::io::{BufRead, BufReader};
-        let mut s = std::net::TcpStream::connect(&policy).ok()?;
-        write!(
-            s,
-            "request=smtpd_access_policy\nclient_address={client}\n\n"
-        )
-        .ok()?;
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).ok()?;
-        Some(line.trim().to_string())
-    };
+    let ask = |client: &str| mxrep_tests::policy::ask_policy(&policy, client);
     let answer = wait_until(
         LIMIT,
         "the dry-run agent to reject the banned prefix",

@@ -67,6 +67,8 @@ pub fn allowed(port: Port, path: &str) -> Option<&'static [Role]> {
             "Status" | "ListBans" | "ShowIp" | "GetPolicy" | "ListAllow" | "ListAudit" => {
                 &[Admin, Reader]
             }
+            // A node started with --join asks to be added with its own certificate.
+            "AddMember" => &[Admin, Node],
             _ => &[Admin],
         },
         (Port::Api, "mxrep.v1.Query", _) => &[Admin, Reader],

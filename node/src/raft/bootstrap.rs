@@ -80,7 +80,7 @@ pub async fn initialize_when_ready(
     }
 }
 
-async fn hello(
+pub(crate) async fn hello(
     channels: &PeerChannels,
     from_id: NodeId,
     addr: &str,

@@ -204,6 +204,17 @@ impl Cluster {
                 })
             }
             ClusterOp::AddMember { id, node } => {
+                // Asked again by a restarted node: nothing to change.
+                if self.members().get(&id) == Some(&(node.clone(), true)) {
+                    let index = self
+                        .raft
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .log_id()
+                        .map_or(0, |l| l.index);
+                    return Ok(self.membership_result(index));
+                }
                 self.raft
                     .add_learner(id, node, true)
                     .await

@@ -14,9 +14,11 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod codec;
 pub mod greylist_feed;
+pub mod join;
 pub mod log_store;
 pub mod network;
 pub mod peer_service;
+pub mod scale_down;
 pub mod state_store;
 pub mod types;
 
