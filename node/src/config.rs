@@ -61,6 +61,10 @@ pub struct NodeArgs {
     /// Serve metrics for Prometheus at http://HOST:PORT/metrics (off unless given).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve gRPC health checking alone, in plaintext, for probes (off unless given): service
+    /// "" while running, "readiness" while a leader is known.
+    #[arg(long)]
+    pub health_listen: Option<SocketAddr>,
     /// Log lines as `text` (default) or `json` (one object per line).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -173,6 +177,7 @@ struct FileConfig {
     #[serde(default)]
     insecure_plaintext: bool,
     metrics_listen: Option<SocketAddr>,
+    health_listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
     join: Option<String>,
     #[serde(default)]
@@ -202,6 +207,8 @@ pub struct NodeConfig {
     pub tls: Option<TlsFiles>,
     /// Where `/metrics` is served for Prometheus (None: not served).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where plaintext gRPC health is served for probes (None: not served).
+    pub health_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     /// Any member's API address to ask for membership at start (`--join`).
     pub join: Option<String>,
@@ -327,6 +334,7 @@ impl NodeConfig {
             dns_resolver: args.dns_resolver.or(file.dns_resolver),
             dnsbl: args.dnsbl_listen.or(file.dnsbl_listen).map(|a| (a, zone)),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            health_listen: args.health_listen.or(file.health_listen),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             join,
             advertise_peer,

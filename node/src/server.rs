@@ -64,6 +64,14 @@ pub async fn run_until_signal(
         }),
         _ => None,
     };
+    let health = match cfg.health_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for health checks on {addr}"))?,
+        ),
+        None => None,
+    };
     run(
         cfg,
         lock,
@@ -71,6 +79,7 @@ pub async fn run_until_signal(
             api: api_listener,
             peer: peer_listener,
             metrics,
+            health,
         },
         mxrep_common::shutdown::signal(),
     )
@@ -82,6 +91,8 @@ pub struct Listeners {
     pub api: TcpListener,
     pub peer: TcpListener,
     pub metrics: Option<MetricsEndpoint>,
+    /// Plaintext gRPC health for probes (`--health-listen`).
+    pub health: Option<TcpListener>,
 }
 
 /// Runs a node on the given listeners, holding its data dir's `lock`, until `shutdown`
@@ -96,6 +107,7 @@ pub async fn run(
         api: api_listener,
         peer: peer_listener,
         metrics,
+        health,
     } = listeners;
     // Peers connect with this node's certificate: it names the role mxrep:node.
     mxrep_common::tls::use_for_clients(cfg.tls.clone());
@@ -139,6 +151,14 @@ pub async fn run(
         });
     }
 
+    if let Some(listener) = health {
+        let (cluster, stopping) = (cluster.clone(), stopping.clone());
+        tokio::spawn(async move {
+            if let Err(e) = api::health_port::serve(listener, cluster, stopping).await {
+                tracing::warn!("the health endpoint stopped: {e}");
+            }
+        });
+    }
     let peer_service = PeerService {
         cluster: cluster.clone(),
         log: log.clone(),

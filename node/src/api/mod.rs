@@ -6,6 +6,7 @@ pub mod admin;
 pub mod agent;
 pub mod convert;
 pub mod greylist;
+pub mod health_port;
 pub mod query;
 pub mod requests;
 pub mod roles;
