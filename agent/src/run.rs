@@ -45,7 +45,13 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         view.clone(),
         state.clone(),
     ));
-    tokio::spawn(guard::guard_table(enforcer, view.clone(), Arc::default()));
+    let table = (!cfg.dry_run).then(|| cfg.nft_table.clone());
+    tokio::spawn(guard::guard_table(
+        enforcer,
+        view.clone(),
+        Arc::default(),
+        table,
+    ));
 
     if let Some(addr) = cfg.policy_listen {
         let l = tokio::net::TcpListener::bind(addr)

@@ -29,6 +29,7 @@ pub mod dns;
 pub mod events;
 pub mod mix;
 pub mod netns;
+pub mod nft_witness;
 pub mod node_proc;
 pub mod otlp_sink;
 pub mod policy;

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use mxrep_agent::enforce::nft::NftEnforcer;
 use mxrep_agent::enforce::{BanOp, Enforcer};
 use mxrep_tests::netns::*;
+use mxrep_tests::nft_witness::nft_set;
 use std::time::Duration;
 
 fn net(s: &str) -> IpNet {
@@ -84,18 +85,19 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
         },
     ])
     .unwrap();
-    assert!(e.uses_netlink(), "new bans must take the netlink fast path");
-    assert_eq!(
-        e.netlink_fallbacks, 0,
-        "addresses and prefixes alike went over netlink"
-    );
-    let ban4 = e.list_set("ban4").unwrap();
+    // What the agent reads back over netlink is what nft sees.
+    for set in ["ban4", "ban4net", "ban6net"] {
+        let ours: Vec<IpNet> = e.list_set(set).unwrap().into_keys().collect();
+        let nft: Vec<IpNet> = nft_set(&mx, "mxtest", set).into_keys().collect();
+        assert_eq!(ours, nft, "{set}");
+    }
+    let ban4 = nft_set(&mx, "mxtest", "ban4");
     let left = ban4[&net("203.0.113.5/32")].expect("timeout");
     assert!((590..=600).contains(&left), "{left}");
-    let ban4net = e.list_set("ban4net").unwrap();
+    let ban4net = nft_set(&mx, "mxtest", "ban4net");
     assert!(ban4net[&net("198.51.100.0/24")].unwrap() > 3500);
     assert_eq!(ban4net.len(), 1, "the /8 was refused: {ban4net:?}");
-    assert!(e.list_set("ban6net").unwrap()[&net("2001:db8:1::/64")].unwrap() > 100);
+    assert!(nft_set(&mx, "mxtest", "ban6net")[&net("2001:db8:1::/64")].unwrap() > 100);
 
     assert!(
         !connects(&cl, "203.0.113.5", "192.0.2.1"),
@@ -156,11 +158,7 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
     wait_for(
         Duration::from_secs(10),
         "the 2 s ban to expire in the kernel",
-        || {
-            !e.list_set("ban4")
-                .unwrap()
-                .contains_key(&net("203.0.113.7/32"))
-        },
+        || !nft_set(&mx, "mxtest", "ban4").contains_key(&net("203.0.113.7/32")),
     );
     assert!(connects(&cl, "203.0.113.7", "192.0.2.1"));
 
@@ -168,24 +166,18 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
     let mut again = enforcer(&mx);
     again.setup().unwrap();
     assert!(
-        again
-            .list_set("ban4net")
-            .unwrap()
-            .contains_key(&net("198.51.100.0/24")),
+        nft_set(&mx, "mxtest", "ban4net").contains_key(&net("198.51.100.0/24")),
         "setup dropped a ban"
     );
     again
         .reconcile(&[(net("198.51.100.0/24"), 3000), (net("203.0.113.6/32"), 600)])
         .unwrap();
     assert_eq!(
-        again.list_set("ban6net").unwrap().len(),
+        nft_set(&mx, "mxtest", "ban6net").len(),
         0,
         "a ban the cluster no longer has is gone"
     );
-    assert!(again
-        .list_set("ban4")
-        .unwrap()
-        .contains_key(&net("203.0.113.6/32")));
+    assert!(nft_set(&mx, "mxtest", "ban4").contains_key(&net("203.0.113.6/32")));
     assert!(!connects(&cl, "198.51.100.9", "192.0.2.1"));
     assert!(!connects(&cl, "203.0.113.6", "192.0.2.1"));
     assert!(connects(&cl, "2001:db8:1::9", "2001:db8:ff::1"));
@@ -201,10 +193,9 @@ fn bans_reach_the_kernel_and_drop_real_connections() {
     wait_for(
         Duration::from_secs(15),
         "the 2 s prefix ban to expire in the kernel",
-        || again.list_set("ban6net").unwrap().is_empty(),
+        || nft_set(&mx, "mxtest", "ban6net").is_empty(),
     );
     assert!(connects(&cl, "2001:db8:1::9", "2001:db8:ff::1"));
-    assert_eq!(again.netlink_fallbacks, 0);
 
     let tables = sh(&["ip", "netns", "exec", &mx, "nft", "list", "tables"]);
     assert_eq!(
@@ -258,4 +249,46 @@ fn local_rate_drops_the_fourth_new_connection_within_a_minute() {
         "{chains}"
     );
     assert!(connects(&cl, "203.0.113.5", "192.0.2.1"));
+}
+
+#[test]
+fn the_kernel_announces_deletions_in_a_table() {
+    use mxrep_agent::enforce::netlink::socket::in_netns;
+    use mxrep_agent::enforce::netlink::wire::msg;
+    use mxrep_agent::enforce::netlink::Notifications;
+    if !e2e_available("the_kernel_announces_deletions_in_a_table") {
+        return;
+    }
+    let mut lab = Lab::new("w");
+    let mx = lab.host("mx", &["192.0.2.1/24"]);
+    let mut heard = in_netns(&mx, Notifications::open).expect("notification socket");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(changes) = heard.wait() {
+            if tx.send(changes).is_err() {
+                return;
+            }
+        }
+    });
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &mx,
+        "nft",
+        "add table inet watched; delete table inet watched",
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = vec![];
+    while !seen.contains(&(msg::DELTABLE, Some("watched".to_string()))) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        seen.extend(
+            rx.recv_timeout(left)
+                .expect("a deletion announced within 5 s"),
+        );
+    }
+    assert!(
+        seen.contains(&(msg::NEWTABLE, Some("watched".to_string()))),
+        "{seen:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Enforcement: keeping the host's firewall equal to the cluster's ban list.
 //!
 //! [`Enforcer`] is the small trait the rest of the agent sees; [`nft::NftEnforcer`] is the real
-//! one (nftables, table `inet <name>`), [`DryRun`] logs what it would do. Entries broader than the
+//! one (nftables over netlink, table `inet <name>`), [`DryRun`] logs what it would do. Entries broader than the
 //! agent's own limit (/16 for IPv4, /32 for IPv6) are refused and logged, whatever the cluster
 //! sends. [`watch`] follows the cluster's ban-list stream into an enforcer; [`view`] is the
 //! agent's in-memory copy of the list, for the policy service; [`translate`] turns stream updates
@@ -9,11 +9,9 @@
 //! reload removed it.
 
 pub mod guard;
-pub mod local_rate;
 #[allow(unsafe_code)]
 pub mod netlink;
 pub mod nft;
-pub mod nft_list;
 pub mod translate;
 pub mod view;
 pub mod watch;

@@ -1,43 +1,32 @@
-//! nftables enforcement: the `nft` binary fed its native syntax on stdin (`nft -f -`), one
-//! process and one kernel transaction per batch of changes, plus a netlink fast path for new
-//! bans.
+//! nftables enforcement over netlink ([`super::netlink`]): every change — the table, new bans,
+//! refreshes, removals, reconciles, reading the sets back — is one nf_tables transaction sent
+//! straight to the kernel, so no `nft` binary is needed and a change costs the same whatever
+//! the sets hold (BENCHMARKS.md, "Enforcement over netlink").
 //!
-//! Chosen by measuring (BENCHMARKS.md, `agent-bench`): `nft -f -` batches any number of changes
-//! atomically with the least code of ours and loads 100k elements as fast as a plain `nft -f`
-//! script; but nft 1.0.6 reads back every interval set of the table before any element update,
-//! so one more ban took tens to hundreds of milliseconds once `ban4net` held prefixes. New bans —
-//! the updates that must be fast — therefore go straight to the kernel as one `NEWSETELEM`
-//! netlink batch per set ([`super::netlink`]): microseconds for an address, well under a
-//! millisecond for a prefix, whatever the sets hold. Refreshes, removals, reconciles and the
-//! table itself stay with `nft -f -`. (The `nftables` crate drives the same `nft` binary through
-//! JSON, so it would share the read-back.)
-//!
-//! Layout (docs/ARCHITECTURE.md): table `inet <name>` with sets `ban4`, `ban6` (timeout), `ban4net`,
-//! `ban6net` (interval, timeout), `allow4`, `allow6` (interval), and a `prerouting` chain at raw
-//! priority that drops packets to the protected ports from banned sources unless allowed, with
-//! counters. Nothing else of the host's ruleset is touched.
+//! Layout (docs/ARCHITECTURE.md): table `inet <name>` with sets `ban4`, `ban6` (timeout),
+//! `ban4net`, `ban6net` (interval, timeout), `allow4`, `allow6` (interval), and a `prerouting`
+//! chain at raw priority that drops packets to the protected ports from banned sources unless
+//! allowed, with counters. Nothing else of the host's ruleset is touched.
 
-use super::local_rate::local_rate_script;
-use super::netlink::{Elem, NftNetlink};
-use super::nft_list::parse_set_json;
+use super::netlink::elements::{self, Elem};
+use super::netlink::objects::{self, CHAIN, SETS};
+use super::netlink::wire::{msg, Attrs, Batch};
+use super::netlink::{exprs, NftNetlink};
 use super::{within_agent_limit, BanOp, Enforcer};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use ipnet::IpNet;
+use mxrep_common::lock::MutexExt as _;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
+/// Enforces into table `inet <table>` of the agent's network namespace (or a test's).
 pub struct NftEnforcer {
     pub table: String,
     pub ports: Vec<u16>,
-    /// Command that runs nft (argv), e.g. `["nft"]` or `["ip", "netns", "exec", "mx1", "nft"]`.
-    pub nft: Vec<String>,
     /// Network namespace (name under /var/run/netns) to work in; None: the agent's own.
     pub netns: Option<String>,
-    /// Netlink socket for the fast path of new bans (opened on first use).
-    netlink: Option<NftNetlink>,
-    /// Batches netlink refused and `nft -f -` took over (e.g. overlapping intervals).
-    pub netlink_fallbacks: u64,
+    /// The netlink socket, opened on first use and again after a failed transaction.
+    netlink: Mutex<Option<NftNetlink>>,
     /// `--local-rate`: a per-address meter dropping the 4th new connection within 60 s, on this
     /// host alone, before the cluster decides.
     pub local_rate: bool,
@@ -53,13 +42,21 @@ pub fn set_of(p: &IpNet) -> &'static str {
     }
 }
 
-/// An element as nft syntax: a bare address for a host entry, CIDR otherwise.
-fn elem(p: &IpNet) -> String {
-    if p.prefix_len() == p.max_prefix_len() {
-        p.addr().to_string()
-    } else {
-        p.to_string()
+fn is_interval(set: &str) -> bool {
+    set.ends_with("net") || set.starts_with("allow")
+}
+
+/// The elements of ban `p` in its set, ending in `secs`.
+fn elems(p: &IpNet, secs: u64) -> Vec<Elem> {
+    Elem::of(p, is_interval(set_of(p)), secs.max(1) * 1000)
+}
+
+fn within_limit(p: &IpNet) -> bool {
+    let ok = within_agent_limit(p);
+    if !ok {
+        tracing::warn!("refusing {p}: broader than this agent's limit (/16, IPv6 /32)");
     }
+    ok
 }
 
 impl NftEnforcer {
@@ -67,35 +64,19 @@ impl NftEnforcer {
         Self {
             table: table.into(),
             ports: ports.to_vec(),
-            nft: vec!["nft".into()],
             netns: None,
-            netlink: None,
-            netlink_fallbacks: 0,
+            netlink: Mutex::new(None),
             local_rate: false,
         }
     }
 
-    /// True once new bans go over netlink (the fast path is working).
-    pub fn uses_netlink(&self) -> bool {
-        self.netlink.is_some()
-    }
-
-    /// Works inside network namespace `ns` (tests, benchmarks).
+    /// Works inside network namespace `ns` (tests and benchmarks, feature `test-netns`).
     pub fn in_netns(mut self, ns: &str) -> Self {
-        self.nft = vec![
-            "ip".into(),
-            "netns".into(),
-            "exec".into(),
-            ns.into(),
-            "nft".into(),
-        ];
         self.netns = Some(ns.into());
         self
     }
 
-    /// A netlink socket where this enforcer works. Another namespace than the agent's own is
-    /// for tests and benchmarks only (feature `test-netns`); without it they use `nft` alone.
-    fn open_netlink(&self) -> std::io::Result<NftNetlink> {
+    fn open(&self) -> std::io::Result<NftNetlink> {
         #[cfg(feature = "test-netns")]
         return NftNetlink::open_in(self.netns.as_deref());
         #[cfg(not(feature = "test-netns"))]
@@ -108,230 +89,148 @@ impl NftEnforcer {
         }
     }
 
-    /// New bans over netlink: one transaction per set. Returns the ops it did not take
-    /// (everything, if netlink is unavailable or refuses), for `nft -f -`.
-    fn fast_adds(&mut self, ops: Vec<BanOp>) -> Vec<BanOp> {
-        let (fast, rest): (Vec<BanOp>, Vec<BanOp>) = ops
-            .into_iter()
-            .partition(|op| matches!(op, BanOp::Add { .. }));
-        if fast.is_empty() {
-            return rest;
+    /// Runs `f` on the socket (opened if needed); a failure closes it, so no stale answer of
+    /// a failed transaction is read as the next one's.
+    fn with_socket<T>(
+        &self,
+        f: impl FnOnce(&mut NftNetlink) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let mut slot = self.netlink.locked();
+        if slot.is_none() {
+            *slot = Some(self.open()?);
         }
-        if self.netlink.is_none() {
-            match self.open_netlink() {
-                Ok(n) => self.netlink = Some(n),
-                Err(e) => {
-                    tracing::warn!("netlink unavailable ({e}); using nft for every update");
-                    return fast.into_iter().chain(rest).collect();
-                }
-            }
+        let r = f(slot.as_mut().expect("opened above"));
+        if r.is_err() {
+            *slot = None;
         }
-        let nl = self.netlink.as_mut().expect("opened above");
-        let mut left = rest;
-        for set in ["ban4", "ban6", "ban4net", "ban6net"] {
-            let mine: Vec<&BanOp> = fast
-                .iter()
-                .filter(|op| matches!(op, BanOp::Add { prefix, .. } if set_of(prefix) == set))
-                .collect();
-            let elems: Vec<Elem> = mine
-                .iter()
-                .flat_map(|op| match op {
-                    BanOp::Add {
-                        prefix,
-                        timeout_secs,
-                    } => {
-                        let ms = (*timeout_secs).max(1) * 1000;
-                        if prefix.prefix_len() == prefix.max_prefix_len() {
-                            vec![Elem::address(prefix.addr(), ms)]
-                        } else {
-                            Elem::prefix(prefix, ms)
-                        }
-                    }
-                    _ => vec![],
-                })
-                .collect();
-            if let Err(e) = nl.add(&self.table, set, &elems) {
-                // An overlapping interval, say: nft knows how to merge; let it.
-                tracing::debug!("netlink add to {set} refused ({e}); retrying with nft");
-                self.netlink_fallbacks += 1;
-                left.extend(mine.into_iter().cloned());
-            }
-        }
-        left
+        r
     }
 
-    /// Runs `nft -f -` with `script` as one transaction.
-    pub fn run_script(&self, script: &str) -> anyhow::Result<()> {
-        let mut child = Command::new(&self.nft[0])
-            .args(&self.nft[1..])
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.nft.join(" ")))?;
-        child
-            .stdin
-            .take()
-            .context("nft stdin")?
-            .write_all(script.as_bytes())
-            .context("writing to nft")?;
-        let out = child.wait_with_output().context("waiting for nft")?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            bail!(
-                "nft refused the update: {}",
-                err.lines().next().unwrap_or("").trim()
-            );
-        }
-        Ok(())
+    /// Builds one batch with `build` and commits it.
+    fn transact(&self, build: impl FnOnce(&mut Batch)) -> anyhow::Result<()> {
+        self.with_socket(|s| {
+            let mut b = Batch::new(s.next_seq());
+            build(&mut b);
+            s.transact(b)
+        })
+        .context("nftables refused the update")
     }
 
-    /// Runs nft with `args`, returning stdout.
-    fn query(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new(&self.nft[0])
-            .args(&self.nft[1..])
-            .args(args)
-            .output()
-            .with_context(|| format!("cannot run {}", self.nft.join(" ")))?;
-        if !out.status.success() {
-            bail!(
-                "nft {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Elements of one set with their remaining seconds (None: no timeout).
-    pub fn list_set(&self, set: &str) -> anyhow::Result<BTreeMap<IpNet, Option<u64>>> {
-        let text = self.query(&["-j", "list", "set", "inet", &self.table, set])?;
-        parse_set_json(&text)
-    }
-
-    fn ports(&self) -> String {
-        let p: Vec<String> = self.ports.iter().map(|p| p.to_string()).collect();
-        format!("{{ {} }}", p.join(", "))
-    }
-
-    fn local_rate_script(&self) -> String {
-        local_rate_script(&self.table, &self.ports(), self.local_rate)
-    }
-
-    fn add_line(&self, p: &IpNet, timeout_secs: u64) -> String {
-        format!(
-            "add element inet {} {} {{ {} timeout {}s }}\n",
-            self.table,
-            set_of(p),
-            elem(p),
-            timeout_secs.max(1)
-        )
-    }
-
-    fn delete_line(&self, p: &IpNet) -> String {
-        format!(
-            "delete element inet {} {} {{ {} }}\n",
-            self.table,
-            set_of(p),
-            elem(p)
-        )
-    }
-
-    /// Script lines for one op. A new ban is a plain add: the fast path, which needs nothing
-    /// read back from the kernel. A refresh and a removal first make sure the element exists
-    /// (adding an existing element is a no-op), so the transaction never fails on an element
-    /// that already expired in the kernel, and the delete-then-add sets the new timeout on
-    /// kernels where a plain add would not refresh it.
-    fn op_lines(&self, op: &BanOp) -> String {
+    /// Adds what one op does to a batch. A refresh and a removal first make sure the element
+    /// exists (adding an existing element is a no-op), so the transaction never fails on an
+    /// element that already expired in the kernel; the delete-then-add sets the new timeout.
+    fn op(&self, b: &mut Batch, op: &BanOp) {
+        let t = &self.table;
         match op {
             BanOp::Add {
                 prefix,
                 timeout_secs,
-            } => self.add_line(prefix, *timeout_secs),
+            } => elements::add(b, t, set_of(prefix), &elems(prefix, *timeout_secs)),
             BanOp::Refresh {
                 prefix,
                 timeout_secs,
-            } => format!(
-                "{}{}{}",
-                self.add_line(prefix, *timeout_secs),
-                self.delete_line(prefix),
-                self.add_line(prefix, *timeout_secs)
-            ),
-            BanOp::Remove { prefix } => {
-                format!("{}{}", self.add_line(prefix, 1), self.delete_line(prefix))
+            } => {
+                let e = elems(prefix, *timeout_secs);
+                elements::add(b, t, set_of(prefix), &e);
+                elements::delete(b, t, set_of(prefix), &e);
+                elements::add(b, t, set_of(prefix), &e);
             }
+            BanOp::Remove { prefix } => {
+                let e = elems(prefix, 1);
+                elements::add(b, t, set_of(prefix), &e);
+                elements::delete(b, t, set_of(prefix), &e);
+            }
+        }
+    }
+
+    /// The elements of `set` with seconds left (None: no timeout), read from the kernel.
+    pub fn list_set(&self, set: &str) -> anyhow::Result<BTreeMap<IpNet, Option<u64>>> {
+        let bodies = self
+            .with_socket(|s| s.dump(msg::GETSETELEM, elements::dump_request(&self.table, set)))
+            .with_context(|| format!("cannot read set {set} of table inet {}", self.table))?;
+        Ok(elements::parse_dump(&bodies, is_interval(set)))
+    }
+
+    /// Dumps `kind` for this table (and `chain`); None when the table or chain is gone.
+    fn dump_table(&self, kind: u16, chain: Option<&str>) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+        let mut a = Attrs::new().str(1, &self.table);
+        if let Some(c) = chain {
+            a = a.str(2, c);
+        }
+        match self.with_socket(|s| s.dump(kind, a)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e).context("cannot read the nftables table"),
         }
     }
 }
 
 impl Enforcer for NftEnforcer {
     fn setup(&mut self) -> anyhow::Result<()> {
-        let t = &self.table;
-        let ports = self.ports();
-        let script = format!(
-            "add table inet {t}\n\
-             add set inet {t} ban4 {{ type ipv4_addr; flags timeout; }}\n\
-             add set inet {t} ban6 {{ type ipv6_addr; flags timeout; }}\n\
-             add set inet {t} ban4net {{ type ipv4_addr; flags interval, timeout; }}\n\
-             add set inet {t} ban6net {{ type ipv6_addr; flags interval, timeout; }}\n\
-             add set inet {t} allow4 {{ type ipv4_addr; flags interval; }}\n\
-             add set inet {t} allow6 {{ type ipv6_addr; flags interval; }}\n\
-             add chain inet {t} prerouting {{ type filter hook prerouting priority raw; policy accept; }}\n\
-             flush chain inet {t} prerouting\n\
-             add rule inet {t} prerouting tcp dport {ports} ip saddr @allow4 accept\n\
-             add rule inet {t} prerouting tcp dport {ports} ip6 saddr @allow6 accept\n\
-             add rule inet {t} prerouting tcp dport {ports} ip saddr @ban4 counter drop\n\
-             add rule inet {t} prerouting tcp dport {ports} ip saddr @ban4net counter drop\n\
-             add rule inet {t} prerouting tcp dport {ports} ip6 saddr @ban6 counter drop\n\
-             add rule inet {t} prerouting tcp dport {ports} ip6 saddr @ban6net counter drop\n"
-        );
-        self.run_script(&format!("{script}{}", self.local_rate_script()))
+        self.transact(|b| objects::setup(b, &self.table, &self.ports, self.local_rate))
     }
 
     fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()> {
-        let allowed: Vec<BanOp> = ops
+        let ops: Vec<&BanOp> = ops
             .iter()
             .filter(|op| {
                 let (BanOp::Add { prefix, .. }
                 | BanOp::Refresh { prefix, .. }
                 | BanOp::Remove { prefix }) = op;
-                let ok = within_agent_limit(prefix);
-                if !ok {
-                    tracing::warn!(
-                        "refusing {prefix}: broader than this agent's limit (/16, IPv6 /32)"
-                    );
-                }
-                ok
+                within_limit(prefix)
             })
-            .cloned()
             .collect();
-        let ops = self.fast_adds(allowed);
-        let mut script = String::new();
-        for op in &ops {
-            script.push_str(&self.op_lines(op));
-        }
-        if script.is_empty() {
+        if ops.is_empty() {
             return Ok(());
         }
-        self.run_script(&script)
+        let all = self.transact(|b| ops.iter().for_each(|op| self.op(b, op)));
+        if all.is_ok() || ops.len() == 1 {
+            return all;
+        }
+        // One op the kernel refuses (an interval overlapping one already there, say) must not
+        // hold back the others: apply them one by one and report the refused.
+        let refused: Vec<String> = ops
+            .iter()
+            .filter_map(|op| {
+                self.transact(|b| self.op(b, op))
+                    .err()
+                    .map(|e| format!("{op:?}: {e:#}"))
+            })
+            .collect();
+        match refused.is_empty() {
+            true => Ok(()),
+            false => anyhow::bail!(
+                "nftables refused {} of {} changes: {}",
+                refused.len(),
+                ops.len(),
+                refused.join("; ")
+            ),
+        }
     }
 
     fn intact(&self) -> anyhow::Result<bool> {
-        let chain = match self.query(&["list", "chain", "inet", &self.table, "prerouting"]) {
-            Ok(text) => text,
-            Err(e) if format!("{e:#}").contains("No such file") => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(sets) = self.dump_table(msg::GETSET, None)? else {
+            return Ok(false);
         };
-        let rules = [
-            "@allow4 accept",
-            "@allow6 accept",
-            "@ban4 ",
-            "@ban4net ",
-            "@ban6 ",
-            "@ban6net ",
-        ];
-        Ok(rules.iter().all(|r| chain.contains(r)))
+        let names: Vec<String> = sets
+            .iter()
+            .filter_map(|b| b.get(4..).and_then(|a| super::netlink::wire::find(a, 2)))
+            .map(|n| super::netlink::wire::as_str(n).to_string())
+            .collect();
+        if !SETS.iter().all(|s| names.iter().any(|n| n == s.name)) {
+            return Ok(false);
+        }
+        let Some(rules) = self.dump_table(msg::GETRULE, Some(CHAIN))? else {
+            return Ok(false);
+        };
+        let used: Vec<String> = rules
+            .iter()
+            .filter_map(|b| b.get(4..).and_then(|a| super::netlink::wire::find(a, 4)))
+            .flat_map(exprs::looked_up_sets)
+            .collect();
+        Ok(SETS
+            .iter()
+            .all(|s| used.iter().filter(|u| *u == s.name).count() >= self.ports.len()))
     }
 
     fn current(&self) -> anyhow::Result<Vec<(IpNet, u64)>> {
@@ -347,46 +246,34 @@ impl Enforcer for NftEnforcer {
     fn reconcile(&mut self, desired: &[(IpNet, u64)]) -> anyhow::Result<()> {
         let want: BTreeMap<IpNet, u64> = desired
             .iter()
-            .filter(|(p, _)| {
-                let ok = within_agent_limit(p);
-                if !ok {
-                    tracing::warn!("refusing {p}: broader than this agent's limit (/16, IPv6 /32)");
-                }
-                ok
-            })
+            .filter(|(p, _)| within_limit(p))
             .cloned()
             .collect();
-        let mut script = String::new();
+        let mut have = BTreeMap::new();
         for set in ["ban4", "ban6", "ban4net", "ban6net"] {
-            let have = self.list_set(set)?;
+            have.extend(self.list_set(set)?);
+        }
+        let t = self.table.clone();
+        self.transact(|b| {
             for (p, left) in &have {
                 match want.get(p) {
-                    None => script.push_str(&self.delete_line(p)),
+                    None => elements::delete(b, &t, set_of(p), &elems(p, 1)),
                     // Refresh only what is off by more than a couple of seconds.
-                    Some(t) if left.is_none_or(|l| l.abs_diff(*t) > 2) => {
-                        script.push_str(&self.delete_line(p));
-                        script.push_str(&self.add_line(p, *t));
+                    Some(secs) if left.is_none_or(|l| l.abs_diff(*secs) > 2) => {
+                        elements::delete(b, &t, set_of(p), &elems(p, *secs));
+                        elements::add(b, &t, set_of(p), &elems(p, *secs));
                     }
                     Some(_) => {}
                 }
             }
-            // New elements of a set go into one statement: nft parses it much faster.
-            let new: Vec<String> = want
-                .iter()
-                .filter(|(p, _)| set_of(p) == set && !have.contains_key(p))
-                .map(|(p, t)| format!("{} timeout {}s", elem(p), (*t).max(1)))
-                .collect();
-            for chunk in new.chunks(10_000) {
-                script.push_str(&format!(
-                    "add element inet {} {set} {{ {} }}\n",
-                    self.table,
-                    chunk.join(", ")
-                ));
+            for set in ["ban4", "ban6", "ban4net", "ban6net"] {
+                let new: Vec<Elem> = want
+                    .iter()
+                    .filter(|(p, _)| set_of(p) == set && !have.contains_key(p))
+                    .flat_map(|(p, secs)| elems(p, *secs))
+                    .collect();
+                elements::add(b, &t, set, &new);
             }
-        }
-        if script.is_empty() {
-            return Ok(());
-        }
-        self.run_script(&script)
+        })
     }
 }

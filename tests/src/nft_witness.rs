@@ -1,10 +1,27 @@
-//! Reading a set back: `nft -j list set` JSON into its elements and their seconds left. A plain
+//! The test suite's independent witness of kernel state: `nft` itself, which the agent no longer
+//! uses (it speaks netlink). Reading a set back: `nft -j list set` JSON into its elements and their seconds left. A plain
 //! element is `{"elem":{"val":"…","expires":…}}` (or a bare string without a timeout), a prefix
 //! `{"elem":{"val":{"prefix":{"addr":"…","len":N}},…}}`.
 
 use anyhow::Context;
 use ipnet::IpNet;
 use std::collections::BTreeMap;
+
+/// Elements of set `set` of table `inet <table>` in network namespace `ns`, as `nft` reads them.
+pub fn nft_set(ns: &str, table: &str, set: &str) -> BTreeMap<IpNet, Option<u64>> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nft", "-j", "list", "set", "inet", table, set,
+        ])
+        .output()
+        .expect("run nft");
+    assert!(
+        out.status.success(),
+        "nft list set {set}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_set_json(&String::from_utf8_lossy(&out.stdout)).expect("nft's JSON")
+}
 
 /// Elements of the set in `text` (nft's JSON), with seconds left (None: no timeout).
 pub fn parse_set_json(text: &str) -> anyhow::Result<BTreeMap<IpNet, Option<u64>>> {
