@@ -115,4 +115,15 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
         (accepted_messages(&node.api, "198.51.100.91")? == 1).then_some(())
     });
     assert_eq!(accepted_messages(&node.api, addr), Some(5));
+    // How the journal rows of tests/fixtures/source-forms.tsv were captured: the entries as
+    // journalctl reads them back from systemd-journal-remote's files.
+    if let Ok(to) = std::env::var("MXREP_CAPTURE_DIR") {
+        let out = run_ok(
+            Command::new("journalctl")
+                .arg("--directory")
+                .arg(&journal)
+                .args(["--output=json", "--no-pager"]),
+        );
+        std::fs::write(Path::new(&to).join("journal-252.jsonl"), out.stdout).unwrap();
+    }
 }

@@ -5,6 +5,7 @@
 
 use mxrep_tests::netns::{tool_available, Daemon};
 use mxrep_tests::*;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
     // `postfix/smtpd[PID]` kept whole), as a site's relay does.
     let sock = dir.path().join("log.sock");
     let conf = dir.path().join("rsyslog.conf");
+    // What rsyslog forwards, also written to a file: the syslog rows of the forms corpus.
+    let forwarded = dir.path().join("forwarded.log");
     std::fs::write(
         &conf,
         format!(
@@ -64,9 +67,11 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
              module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
              input(type=\"imuxsock\" Socket=\"{s}\" CreatePath=\"on\")\n\
              action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" \
-             TCP_Framing=\"octet-counted\" template=\"RSYSLOG_ForwardFormat\")\n",
+             TCP_Framing=\"octet-counted\" template=\"RSYSLOG_ForwardFormat\")\n\
+             action(type=\"omfile\" file=\"{f}\" template=\"RSYSLOG_ForwardFormat\")\n",
             d = dir.path().display(),
-            s = sock.display()
+            s = sock.display(),
+            f = forwarded.display()
         ),
     )
     .unwrap();
@@ -111,6 +116,9 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
         vec![this_host.clone()],
         "the sending host is the MX host"
     );
+    if let Ok(to) = std::env::var("MXREP_CAPTURE_DIR") {
+        std::fs::copy(&forwarded, Path::new(&to).join("rsyslog-8.2302.log")).unwrap();
+    }
 
     // RFC 3164 datagrams from another MX host, with a one-space day when the day has one digit.
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

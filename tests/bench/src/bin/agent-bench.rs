@@ -3,7 +3,9 @@
 //! 1. loading a 100,000-element ban list into empty sets (the agent's reconcile) beside `nft -f`
 //!    loading the same elements from a plain script;
 //! 2. one more ban reaching the kernel when the sets already hold 100,000 elements, for an
-//!    address (timeout-only set) and for a prefix (interval set);
+//!    address (timeout-only set) and for a prefix (interval set); extending and removing one
+//!    ban while 100,000 prefixes are held, over netlink beside the same change through
+//!    `nft -f -` (how the agent did it before);
 //! 3. Postfix log lines parsed per second (the shared real capture, repeated);
 //! 4. policy requests per second and p99 latency over persistent connections, the agent's policy
 //!    service beside postgrey, driven by the same client.
@@ -133,6 +135,98 @@ fn nft_benches(ns: &str) {
     println!(
         "  prefix (ban4net, interval set):     {:8.1} ms",
         median(pfx)
+    );
+}
+
+/// `nft -f -` of `script` in `ns`: what the agent did for a refresh or removal before netlink.
+fn nft_stdin(ns: &str, script: &str) -> Duration {
+    use std::io::Write as _;
+    let t = Instant::now();
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(c.wait().unwrap().success(), "{script}");
+    t.elapsed()
+}
+
+/// Extending and removing one ban while `ban4net` holds 100,000 prefixes: over netlink (the
+/// agent now) beside the same change through `nft -f -` (the agent before), in one run.
+fn extend_and_remove_bench(ns: &str) {
+    let base = u32::from(Ipv4Addr::new(10, 0, 0, 0));
+    let list: Vec<(IpNet, u64)> = (0..100_000u32)
+        .map(|i| {
+            (
+                IpNet::new(Ipv4Addr::from(base + (i << 4)).into(), 28).unwrap(),
+                3600,
+            )
+        })
+        .collect();
+    let mut e = NftEnforcer::new("mxext", &[25]).in_netns(ns);
+    e.setup().unwrap();
+    let t = Instant::now();
+    e.reconcile(&list).unwrap();
+    println!(
+        "load 100,000 /28 prefixes over netlink: {:.0} ms",
+        ms(t.elapsed())
+    );
+    assert_eq!(e.list_set("ban4net").unwrap().len(), 100_000);
+    let timed = |f: &mut dyn FnMut() -> Duration| median((0..5).map(|_| ms(f())).collect());
+    let mut i = 0;
+    let ext_ours = timed(&mut || {
+        i += 1;
+        let t = Instant::now();
+        e.apply(&[BanOp::Refresh {
+            prefix: list[i].0,
+            timeout_secs: 7200,
+        }])
+        .unwrap();
+        t.elapsed()
+    });
+    let ext_nft = timed(&mut || {
+        i += 1;
+        let p = list[i].0;
+        nft_stdin(
+            ns,
+            &format!(
+                "add element inet mxext ban4net {{ {p} timeout 7200s }}\n\
+                 delete element inet mxext ban4net {{ {p} }}\n\
+                 add element inet mxext ban4net {{ {p} timeout 7200s }}\n"
+            ),
+        )
+    });
+    let rm_ours = timed(&mut || {
+        i += 1;
+        let t = Instant::now();
+        e.apply(&[BanOp::Remove { prefix: list[i].0 }]).unwrap();
+        t.elapsed()
+    });
+    let rm_nft = timed(&mut || {
+        i += 1;
+        let p = list[i].0;
+        nft_stdin(
+            ns,
+            &format!(
+                "add element inet mxext ban4net {{ {p} timeout 1s }}\n\
+                 delete element inet mxext ban4net {{ {p} }}\n"
+            ),
+        )
+    });
+    assert_eq!(e.list_set("ban4net").unwrap().len(), 100_000 - 10);
+    println!("with 100,000 prefixes held (median of 5): netlink | nft -f - (before) | ratio");
+    println!(
+        "  extend one ban:  {ext_ours:8.2} ms | {ext_nft:8.1} ms | {:.4}",
+        ext_ours / ext_nft
+    );
+    println!(
+        "  remove one ban:  {rm_ours:8.2} ms | {rm_nft:8.1} ms | {:.4}",
+        rm_ours / rm_nft
     );
 }
 
@@ -357,6 +451,11 @@ fn main() {
         let mut lab = Lab::new("b");
         let ns = lab.host("mx", &["192.0.2.1/24"]);
         nft_benches(&ns);
+    }
+    {
+        let mut lab = Lab::new("x");
+        let ns = lab.host("mx", &["192.0.2.1/24"]);
+        extend_and_remove_bench(&ns);
     }
     policy_bench();
 }
