@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Serve metrics for Prometheus at http://HOST:PORT/metrics (off unless given).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How often the connection attempts the drop rules dropped are reported to the cluster
+    /// (`mxrepctl report`), e.g. 30s or 1m.
+    #[arg(long, default_value = "30s", value_parser = parse_every)]
+    pub drop_report_every: std::time::Duration,
     /// Log lines as `text` (default) or `json` (one object per line).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: mxrep_common::telemetry::LogFormat,
@@ -90,7 +94,19 @@ pub struct AgentConfig {
     pub tls: Option<mxrep_common::tls::TlsFiles>,
     /// Where `/metrics` is served (None: not served).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How often dropped connection attempts are reported.
+    pub drop_report_every: std::time::Duration,
     pub log_format: mxrep_common::telemetry::LogFormat,
+}
+
+/// A report interval: a duration between 100 ms and one hour.
+fn parse_every(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 1m)"))?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("'{s}': between 100ms and 1h"));
+    }
+    Ok(d)
 }
 
 impl RunArgs {
@@ -169,6 +185,7 @@ impl RunArgs {
             local_rate: self.local_rate,
             log_timezone: self.log_timezone,
             metrics_listen: self.metrics_listen,
+            drop_report_every: self.drop_report_every,
             log_format: self.log_format,
         })
     }

@@ -45,6 +45,12 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         view.clone(),
         state.clone(),
     ));
+    tokio::spawn(crate::enforce::drops::report_drops(
+        enforcer.clone(),
+        cfg.cluster.clone(),
+        cfg.node_name.clone(),
+        cfg.drop_report_every,
+    ));
     let table = (!cfg.dry_run).then(|| cfg.nft_table.clone());
     tokio::spawn(guard::guard_table(
         enforcer,

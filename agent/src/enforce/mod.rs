@@ -8,6 +8,7 @@
 //! into kernel operations and view changes (pure); [`guard`] rebuilds the table when a firewall
 //! reload removed it.
 
+pub mod drops;
 pub mod guard;
 #[allow(unsafe_code)]
 pub mod netlink;
@@ -49,6 +50,20 @@ pub trait Enforcer: Send {
     /// Is everything `setup` made still there (table, sets, drop rules)? A firewall reload
     /// (`nft flush ruleset`, ufw, firewalld) removes it behind the agent's back.
     fn intact(&self) -> anyhow::Result<bool>;
+    /// The packets the drop rules have dropped so far (None: this enforcer counts nothing).
+    fn drop_counts(&self) -> anyhow::Result<Option<DropCounters>> {
+        Ok(None)
+    }
+}
+
+/// Packets dropped so far, as the kernel's counters say (they restart from zero when the table
+/// or an element is made anew).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    /// Over every drop rule.
+    pub total: u64,
+    /// Per ban, where the sets count per element.
+    pub by_ban: std::collections::BTreeMap<IpNet, u64>,
 }
 
 /// Broadest prefix the agent enforces, whatever the cluster sends.

@@ -12,7 +12,7 @@ use super::netlink::elements::{self, Elem};
 use super::netlink::objects::{self, CHAIN, SETS};
 use super::netlink::wire::{msg, Attrs, Batch};
 use super::netlink::{exprs, NftNetlink};
-use super::{within_agent_limit, BanOp, Enforcer};
+use super::{within_agent_limit, BanOp, DropCounters, Enforcer};
 use anyhow::Context;
 use ipnet::IpNet;
 use mxrep_common::lock::MutexExt as _;
@@ -30,6 +30,9 @@ pub struct NftEnforcer {
     /// `--local-rate`: a per-address meter dropping the 4th new connection within 60 s, on this
     /// host alone, before the cluster decides.
     pub local_rate: bool,
+    /// Whether the ban sets count per element (false once a table made without counters was
+    /// found: the kernel will not add them to an existing set).
+    counters: bool,
 }
 
 /// The set an entry belongs in.
@@ -67,6 +70,7 @@ impl NftEnforcer {
             netns: None,
             netlink: Mutex::new(None),
             local_rate: false,
+            counters: true,
         }
     }
 
@@ -167,7 +171,49 @@ impl NftEnforcer {
 
 impl Enforcer for NftEnforcer {
     fn setup(&mut self) -> anyhow::Result<()> {
-        self.transact(|b| objects::setup(b, &self.table, &self.ports, self.local_rate))
+        let (t, ports, rate) = (self.table.clone(), self.ports.clone(), self.local_rate);
+        let first = self.transact(|b| objects::setup(b, &t, &ports, rate, self.counters));
+        let exists = first.as_ref().err().and_then(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.raw_os_error())
+        }) == Some(libc::EEXIST);
+        if !(exists && self.counters) {
+            return first;
+        }
+        self.counters = false;
+        tracing::warn!(
+            "the ban sets of table inet {t} were made without per-ban counters: drops are counted per set only (delete the table while the agent is stopped to get them)"
+        );
+        self.transact(|b| objects::setup(b, &t, &ports, rate, false))
+    }
+
+    fn drop_counts(&self) -> anyhow::Result<Option<DropCounters>> {
+        let mut out = DropCounters::default();
+        for body in self
+            .dump_table(msg::GETRULE, Some(CHAIN))?
+            .unwrap_or_default()
+        {
+            let Some(e) = body.get(4..).and_then(|a| super::netlink::wire::find(a, 4)) else {
+                continue;
+            };
+            if exprs::looked_up_sets(e)
+                .iter()
+                .any(|s| s.starts_with("ban"))
+            {
+                out.total += exprs::counted_packets(e).unwrap_or(0);
+            }
+        }
+        for set in ["ban4", "ban6", "ban4net", "ban6net"] {
+            let bodies = self
+                .with_socket(|s| s.dump(msg::GETSETELEM, elements::dump_request(&self.table, set)))
+                .with_context(|| format!("cannot read set {set}"))?;
+            for (p, info) in elements::parse_entries(&bodies, is_interval(set)) {
+                if let Some(n) = info.packets.filter(|n| *n > 0) {
+                    out.by_ban.insert(p, n);
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
     fn apply(&mut self, ops: &[BanOp]) -> anyhow::Result<()> {

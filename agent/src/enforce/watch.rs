@@ -21,7 +21,7 @@ pub type SharedEnforcer = Arc<Mutex<Box<dyn Enforcer>>>;
 
 use mxrep_common::clock::unix_ms as now_ms;
 
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     e: &SharedEnforcer,
     f: impl FnOnce(&mut dyn Enforcer) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {

@@ -330,4 +330,11 @@ impl Admin for AdminService {
             entries: entries.iter().map(super::convert::audit_to_pb).collect(),
         }))
     }
+
+    async fn report(
+        &self,
+        req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        super::report::report(&self.cluster, &req.into_inner()).map(Response::new)
+    }
 }

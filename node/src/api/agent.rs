@@ -190,4 +190,13 @@ impl Agent for AgentService {
         let accepted = super::greylist::report(&self.sightings, req.into_inner())?;
         Ok(Response::new(pb::SightingAck { accepted }))
     }
+
+    async fn report_drops(
+        &self,
+        req: Request<pb::DropCounts>,
+    ) -> Result<Response<pb::DropAck>, Status> {
+        super::report::record_drops(&self.cluster, req.into_inner())
+            .await
+            .map(Response::new)
+    }
 }

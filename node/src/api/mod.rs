@@ -8,6 +8,7 @@ pub mod convert;
 pub mod greylist;
 pub mod health_port;
 pub mod query;
+pub mod report;
 pub mod requests;
 pub mod roles;
 pub mod status;

@@ -64,9 +64,8 @@ pub fn allowed(port: Port, path: &str) -> Option<&'static [Role]> {
     Some(match (port, service, method) {
         (Port::Peer, "mxrep.v1.Peer", _) => &[Node],
         (Port::Api, "mxrep.v1.Admin", m) => match m {
-            "Status" | "ListBans" | "ShowIp" | "GetPolicy" | "ListAllow" | "ListAudit" => {
-                &[Admin, Reader]
-            }
+            "Status" | "ListBans" | "ShowIp" | "GetPolicy" | "ListAllow" | "ListAudit"
+            | "Report" => &[Admin, Reader],
             // A node started with --join asks to be added with its own certificate.
             "AddMember" => &[Admin, Node],
             _ => &[Admin],

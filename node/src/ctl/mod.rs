@@ -15,6 +15,7 @@ mod observe_only;
 mod policy;
 mod render;
 mod replay;
+mod report;
 mod status;
 mod unban;
 
@@ -85,6 +86,9 @@ pub enum CtlCommand {
     Replay(replay::ReplayArgs),
     /// Every administrative write: who, when, what, and what it replaced.
     Audit(audit::AuditArgs),
+    /// What protection did: attempts dropped per MX host, bans made, greylisting, DNS list hits,
+    /// the bans that dropped most, bans lifted by hand.
+    Report(report::ReportArgs),
     /// Certificates for mTLS, offline: `certs init DIR`.
     Certs {
         #[command(subcommand)]
@@ -154,6 +158,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let res = match cli.command {
         CtlCommand::Status => status::run(&mut client, &out).await,
         CtlCommand::Audit(a) => audit::run(&mut client, &out, a).await,
+        CtlCommand::Report(a) => report::run(&mut client, &out, a).await,
         CtlCommand::Bans { command } => bans::run(&mut client, &out, command).await,
         CtlCommand::Ban(a) => ban::run(&mut client, &out, a).await,
         CtlCommand::Unban(a) => unban::run(&mut client, &out, a).await,

@@ -99,6 +99,8 @@ pub enum Command {
     },
     /// A line for the audit trail about a change that is not a command (membership).
     AuditNote(String),
+    /// Connection attempts an agent's nftables rules dropped since its last report.
+    RecordDrops(super::activity::DropReport),
     /// `command`, with the W3C trace context of the request that proposed it. The state machine
     /// applies `command` and ignores the context; the edge uses it to join the decision's trace.
     Traced {

@@ -23,6 +23,7 @@
 //!
 //! The Raft layer (`crate::raft`) stores and replicates the entries; this module decides.
 
+pub mod activity;
 pub mod audit;
 mod ban;
 mod command;
@@ -102,6 +103,9 @@ pub struct ReputationState {
     pub last_sweep_ms: i64,
     /// Administrative writes: who, when, what, what it replaced.
     pub audit: VecDeque<audit::AuditEntry>,
+    /// What protection did, hour by hour (`mxrepctl report`).
+    #[serde(default)]
+    pub activity: activity::Activity,
 }
 
 impl ReputationState {
@@ -114,6 +118,8 @@ impl ReputationState {
         let now = self.now_secs();
         self.greylist.sweep_if_due(&self.policy.greylist, now);
         self.apply_command(index, &request.command, &mut changes);
+        self.activity
+            .record(self.clock_ms, &request.command, &changes);
         if !changes.is_empty() {
             self.version = index;
         }
@@ -147,7 +153,7 @@ impl ReputationState {
                 });
             }
             Command::Traced { command, .. } => self.apply_command(index, command, changes),
-            Command::AuditNote(_) => {}
+            Command::AuditNote(_) | Command::RecordDrops(_) => {}
             Command::Tick => {}
             Command::Ban {
                 prefix,
@@ -185,7 +191,9 @@ impl ReputationState {
             }
             Command::Greylist(sightings) => {
                 let now = self.now_secs();
-                self.greylist.apply(&self.policy.greylist, sightings, now);
+                let (greylisted, passed) =
+                    self.greylist.apply(&self.policy.greylist, sightings, now);
+                self.activity.greylist(self.clock_ms, greylisted, passed);
             }
             Command::Dnsbl(lookups) => changes.extend(self.apply_dnsbl(index, lookups)),
             Command::ListHealth(health) => self.apply_list_health(health),

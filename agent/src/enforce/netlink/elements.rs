@@ -123,8 +123,23 @@ pub fn dump_request(table: &str, set: &str) -> Attrs {
     Attrs::new().str(LIST_TABLE, table).str(LIST_SET, set)
 }
 
-/// One element read back: key, interval end or not, milliseconds left (None: no timeout).
-type ReadElem = (Vec<u8>, bool, Option<u64>);
+/// One element read back: key, interval end or not, milliseconds left (None: no timeout),
+/// packets its counter saw (None: no counter).
+type ReadElem = (Vec<u8>, bool, Option<u64>, Option<u64>);
+
+const ELEM_EXPR: u16 = 7;
+const ELEM_EXPRESSIONS: u16 = 10;
+
+/// The packets of a counter expression (`NFTA_EXPR_NAME` "counter", data `PACKETS`).
+fn counter_packets(expr: &[u8]) -> Option<u64> {
+    (wire::as_str(wire::find(expr, 1)?) == "counter")
+        .then(|| {
+            wire::find(expr, 2)
+                .and_then(|d| wire::find(d, 2))
+                .and_then(wire::as_u64)
+        })
+        .flatten()
+}
 
 fn read_elements(body: &[u8]) -> Vec<ReadElem> {
     let Some(attrs) = body.get(4..) else {
@@ -141,7 +156,13 @@ fn read_elements(body: &[u8]) -> Vec<ReadElem> {
                 .and_then(wire::as_u32)
                 .is_some_and(|f| f & INTERVAL_END != 0);
             let left = wire::find(e, ELEM_EXPIRATION).and_then(wire::as_u64);
-            Some((key, end, left))
+            let single = wire::find(e, ELEM_EXPR).and_then(counter_packets);
+            let listed = wire::find(e, ELEM_EXPRESSIONS).and_then(|l| {
+                wire::attrs(l)
+                    .into_iter()
+                    .find_map(|(_, x)| counter_packets(x))
+            });
+            Some((key, end, left, single.or(listed)))
         })
         .collect()
 }
@@ -186,21 +207,34 @@ fn cover(mut start: u128, end: u128, bits: u8) -> Vec<IpNet> {
     }
 }
 
-/// The elements in the bodies of a dump of a set (an `interval` set or not), as prefixes with
-/// seconds left (rounded up; None without a timeout). An interval's start is paired with the
-/// first end above it, or runs to the top of the address space.
-pub fn parse_dump(bodies: &[Vec<u8>], interval: bool) -> BTreeMap<IpNet, Option<u64>> {
+/// What one entry of a set holds, read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// Seconds left, rounded up (None: no timeout).
+    pub secs_left: Option<u64>,
+    /// Packets its counter saw (None: the set counts nothing per element).
+    pub packets: Option<u64>,
+}
+
+/// The entries in the bodies of a dump of a set (an `interval` set or not), as prefixes. An
+/// interval's start (which holds the timeout and the counter) is paired with the first end
+/// above it, or runs to the top of the address space.
+pub fn parse_entries(bodies: &[Vec<u8>], interval: bool) -> BTreeMap<IpNet, EntryInfo> {
     let mut starts = BTreeMap::new();
     let mut ends = std::collections::BTreeSet::new();
     let mut bits = 32;
-    for (key, end, left) in bodies.iter().flat_map(|b| read_elements(b)) {
+    for (key, end, left, packets) in bodies.iter().flat_map(|b| read_elements(b)) {
         let Some((k, b)) = to_u128(&key) else {
             continue;
         };
         bits = b;
+        let info = EntryInfo {
+            secs_left: left.map(|ms| ms.div_ceil(1000)),
+            packets,
+        };
         match end {
             true => ends.insert(k),
-            false => starts.insert(k, left.map(|ms| ms.div_ceil(1000))).is_none(),
+            false => starts.insert(k, info).is_none(),
         };
     }
     let top = if bits == 32 {
@@ -209,7 +243,7 @@ pub fn parse_dump(bodies: &[Vec<u8>], interval: bool) -> BTreeMap<IpNet, Option<
         u128::MAX
     };
     let mut out = BTreeMap::new();
-    for (&s, &secs) in &starts {
+    for (&s, &info) in &starts {
         let last = match (
             interval,
             s.checked_add(1).and_then(|n| ends.range(n..).next()),
@@ -219,10 +253,18 @@ pub fn parse_dump(bodies: &[Vec<u8>], interval: bool) -> BTreeMap<IpNet, Option<
             (true, None) => top,
         };
         for n in cover(s, last, bits) {
-            out.insert(n, secs);
+            out.insert(n, info);
         }
     }
     out
+}
+
+/// The elements in the bodies of a set dump with seconds left (see [`parse_entries`]).
+pub fn parse_dump(bodies: &[Vec<u8>], interval: bool) -> BTreeMap<IpNet, Option<u64>> {
+    parse_entries(bodies, interval)
+        .into_iter()
+        .map(|(n, i)| (n, i.secs_left))
+        .collect()
 }
 
 #[cfg(test)]
@@ -232,12 +274,18 @@ mod tests {
     fn body(elems: &[(Vec<u8>, bool, Option<u64>)]) -> Vec<u8> {
         let mut list = Attrs::new();
         for (k, end, left) in elems {
+            let counter = Attrs::new()
+                .str(1, "counter")
+                .nested(2, Attrs::new().u64(1, 4000).u64(2, 7));
             let mut a = Attrs::new().nested(ELEM_KEY, Attrs::new().bytes(DATA_VALUE, k));
             if *end {
                 a = a.u32(ELEM_FLAGS, INTERVAL_END);
             }
             if let Some(ms) = left {
-                a = a.u64(ELEM_TIMEOUT, 600_000).u64(ELEM_EXPIRATION, *ms);
+                a = a
+                    .u64(ELEM_TIMEOUT, 600_000)
+                    .u64(ELEM_EXPIRATION, *ms)
+                    .nested(ELEM_EXPR, counter.clone());
             }
             list = list.nested(LIST_ELEM, a);
         }

@@ -178,3 +178,15 @@ pub fn looked_up_sets(exprs: &[u8]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The packets of the counter among a rule's expressions (None: the rule counts nothing).
+pub fn counted_packets(exprs: &[u8]) -> Option<u64> {
+    use super::wire::{as_str, as_u64, attrs, find};
+    attrs(exprs).into_iter().find_map(|(_, e)| {
+        let data = find(e, NFTA_EXPR_DATA)?;
+        match as_str(find(e, NFTA_EXPR_NAME)?) {
+            "counter" => find(data, 2).and_then(as_u64),
+            _ => None,
+        }
+    })
+}

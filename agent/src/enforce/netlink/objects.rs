@@ -60,6 +60,13 @@ pub const SETS: [SetSpec; 6] = [
 pub const CHAIN: &str = "prerouting";
 const LOCAL_RATE_CHAIN: &str = "localrate";
 
+/// A counter on every element of a set (`counter` in nft's set syntax): per-ban drop counts.
+fn element_counter() -> Attrs {
+    Attrs::new()
+        .str(1, "counter")
+        .nested(2, Attrs::new().u64(1, 0).u64(2, 0))
+}
+
 fn set_attrs(table: &str, name: &str, family: Family, flags: u32, id: u32) -> Attrs {
     let (kind, len) = match family {
         Family::V4 => (TYPE_IPV4, 4),
@@ -113,15 +120,17 @@ fn set_rule(b: &mut Batch, table: &str, chain: &str, set: &SetSpec, port: u16, c
     rule(b, table, chain, e);
 }
 
-/// Adds the whole table to `b`: missing objects created, rules rewritten, elements kept.
-pub fn setup(b: &mut Batch, table: &str, ports: &[u16], local_rate: bool) {
+/// Adds the whole table to `b`: missing objects created, rules rewritten, elements kept. With
+/// `counters`, the ban sets count packets per element (a set made without them keeps none: the
+/// kernel refuses to change an existing set's expressions).
+pub fn setup(b: &mut Batch, table: &str, ports: &[u16], local_rate: bool, counters: bool) {
     b.push(msg::NEWTABLE, NLM_F_CREATE, Attrs::new().str(1, table));
     for (i, s) in SETS.iter().enumerate() {
-        b.push(
-            msg::NEWSET,
-            NLM_F_CREATE,
-            set_attrs(table, s.name, s.family, s.flags, i as u32 + 1),
-        );
+        let mut a = set_attrs(table, s.name, s.family, s.flags, i as u32 + 1);
+        if counters && s.name.starts_with("ban") {
+            a = a.nested(17, element_counter());
+        }
+        b.push(msg::NEWSET, NLM_F_CREATE, a);
     }
     chain(b, table, CHAIN, PRIORITY_RAW);
     for s in &SETS {

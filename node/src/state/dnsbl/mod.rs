@@ -128,6 +128,7 @@ impl ReputationState {
                     continue;
                 }
                 if codes.contains(&Code::Listed) {
+                    self.activity.dnsbl_hit(self.clock_ms, &a.zone);
                     entry.score += site.weight;
                     entry.listed_by.push((a.zone.clone(), a.text.clone()));
                 }

@@ -61,8 +61,10 @@ pub struct GreylistTable {
 const SWEEP_EVERY: u32 = 3600;
 
 impl GreylistTable {
-    /// Applies sightings at cluster second `now`.
-    pub fn apply(&mut self, p: &GreylistPolicy, sightings: &[Sighting], now: u32) {
+    /// Applies sightings at cluster second `now`; returns how many triplets were greylisted
+    /// afresh and how many passed.
+    pub fn apply(&mut self, p: &GreylistPolicy, sightings: &[Sighting], now: u32) -> (u64, u64) {
+        let (mut greylisted, mut passed) = (0, 0);
         for s in sightings {
             let client = self.clients.entry(s.network).or_default();
             client.last = client.last.max(now);
@@ -76,6 +78,7 @@ impl GreylistTable {
                     last: now,
                 };
                 client.seen += 1;
+                greylisted += 1;
                 continue;
             }
             t.last = t.last.max(now);
@@ -85,6 +88,7 @@ impl GreylistTable {
                 }
                 t.passed = now;
                 client.passed += 1;
+                passed += 1;
             }
             if client.passes == 0
                 || now
@@ -99,6 +103,7 @@ impl GreylistTable {
                 }
             }
         }
+        (greylisted, passed)
     }
 
     /// Forgets triplets not seen for `max_age_secs`, pending ones past their retry window, and

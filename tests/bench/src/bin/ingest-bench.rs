@@ -94,6 +94,13 @@ impl Agent for Discard {
     ) -> Result<Response<pb::SightingAck>, Status> {
         Err(Status::unimplemented("discard node"))
     }
+
+    async fn report_drops(
+        &self,
+        _: Request<pb::DropCounts>,
+    ) -> Result<Response<pb::DropAck>, Status> {
+        Err(Status::unimplemented("discard node"))
+    }
 }
 
 /// One agent-like stream: keeps `window` batches in flight for `secs`; returns events acked.
