@@ -44,12 +44,46 @@ pub fn tool_available(test: &str, binary: &str, package: &str) -> bool {
     if found {
         return true;
     }
-    let msg = format!("{test} needs {binary} (apt-get install {package})");
+    skip_loudly(&format!(
+        "{test} needs {binary} (apt-get install {package})"
+    ));
+    false
+}
+
+/// A test that cannot run here says so loudly, and fails instead under `MXREP_REQUIRE_E2E=1`.
+pub fn skip_loudly(msg: &str) {
     if std::env::var("MXREP_REQUIRE_E2E").as_deref() == Ok("1") {
         panic!("MXREP_REQUIRE_E2E=1 but {msg}");
     }
     eprintln!("\n!!!!! SKIPPED: {msg}; set MXREP_REQUIRE_E2E=1 to make this a failure !!!!!\n");
-    false
+}
+
+/// An MX host (192.0.2.1, listening on port 25) and a client host (192.0.2.2, and 203.0.113.5
+/// and .6 routed from the MX host) on a lab named `tag`, once the client reaches port 25.
+pub struct MxAndClient {
+    pub lab: Lab,
+    pub mx: String,
+    pub cl: String,
+    pub listener: Daemon,
+}
+
+impl MxAndClient {
+    pub fn start(tag: &str) -> Self {
+        let mut lab = Lab::new(tag);
+        let mx = lab.host("mx", &["192.0.2.1/24"]);
+        let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
+        route(&mx, "203.0.113.0/24");
+        let listener = listen_25(&mx);
+        wait_for(Duration::from_secs(30), "port 25 reachable", || {
+            connects(&cl, "203.0.113.5", "192.0.2.1")
+        });
+        Self {
+            lab,
+            mx,
+            cl,
+            listener,
+        }
+    }
 }
 
 /// Routes `net` out of `ns`'s bridge interface (extra client addresses live on other hosts).

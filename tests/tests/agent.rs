@@ -85,11 +85,10 @@ fn policy_query(mx: &str, client: &str) -> String {
 /// An MX host (namespace) with a port-25 listener, a one-node cluster inside it, a client
 /// namespace with spammer addresses, and the paths of the agent's log and state.
 struct MxBed {
-    _lab: Lab,
+    _hosts: MxAndClient,
     mx: String,
     cl: String,
     node: NodeProc,
-    _listener: Daemon,
     _dir: tempfile::TempDir,
     log: std::path::PathBuf,
     state: std::path::PathBuf,
@@ -97,25 +96,17 @@ struct MxBed {
 
 impl MxBed {
     fn start(tag: &str) -> Self {
-        let mut lab = Lab::new(tag);
-        let mx = lab.host("mx", &["192.0.2.1/24"]);
-        let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
-        route(&mx, "203.0.113.0/24");
-        let listener = listen_25(&mx);
-        wait_for(LIMIT, "port 25 reachable", || {
-            connects(&cl, "203.0.113.5", "192.0.2.1")
-        });
+        let hosts = MxAndClient::start(tag);
         let dir = tempfile::tempdir().unwrap();
-        let node = NodeProc::single_in(dir.path(), &mx);
+        let node = NodeProc::single_in(dir.path(), &hosts.mx);
         let log = dir.path().join("maillog");
         std::fs::write(&log, "").unwrap();
         let state = dir.path().join("agent-state");
         Self {
-            _lab: lab,
-            mx,
-            cl,
+            mx: hosts.mx.clone(),
+            cl: hosts.cl.clone(),
+            _hosts: hosts,
             node,
-            _listener: listener,
             _dir: dir,
             log,
             state,

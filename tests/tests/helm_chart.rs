@@ -28,11 +28,9 @@ fn tool(var: &str, name: &str) -> Option<String> {
     if ok {
         return Some(path);
     }
-    let msg = format!("the chart test needs {name} (set {var}; .ci/run installs it)");
-    if std::env::var("MXREP_REQUIRE_E2E").as_deref() == Ok("1") {
-        panic!("MXREP_REQUIRE_E2E=1 but {msg}");
-    }
-    eprintln!("\n!!!!! SKIPPED: {msg}; set MXREP_REQUIRE_E2E=1 to make this a failure !!!!!\n");
+    mxrep_tests::netns::skip_loudly(&format!(
+        "the chart test needs {name} (set {var}; .ci/run installs it)"
+    ));
     None
 }
 

@@ -30,14 +30,8 @@ fn dropped_attempts_are_counted_per_host_and_ban_and_reported() {
         return;
     }
     let _g = serial();
-    let mut lab = Lab::new("r");
-    let mx = lab.host("mx", &["192.0.2.1/24"]);
-    let cl = lab.host("cl", &["192.0.2.2/24", "203.0.113.5/32", "203.0.113.6/32"]);
-    route(&mx, "203.0.113.0/24");
-    let _listener = listen_25(&mx);
-    wait_for(LIMIT, "port 25 reachable", || {
-        connects(&cl, "203.0.113.5", "192.0.2.1")
-    });
+    let hosts = MxAndClient::start("r");
+    let (mx, cl) = (hosts.mx.clone(), hosts.cl.clone());
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProc::single_in(dir.path(), &mx);
     let log = dir.path().join("maillog");

@@ -168,12 +168,18 @@ fn open_socket() -> io::Result<OwnedFd> {
     })?;
     // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Without a receive timeout a kernel that never answers would hang the enforcer.
+    receive_timeout(&fd, 5)?;
+    Ok(fd)
+}
+
+/// Sets how long a receive on `fd` waits (0: for ever).
+fn receive_timeout(fd: &OwnedFd, secs: i64) -> io::Result<()> {
     let tv = libc::timeval {
-        tv_sec: 5,
+        tv_sec: secs,
         tv_usec: 0,
     };
-    // SAFETY: setsockopt with a correctly sized timeval on a valid socket. Without a receive
-    // timeout a kernel that never answers would hang the enforcer.
+    // SAFETY: setsockopt with a correctly sized timeval on a valid socket.
     check(unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -183,7 +189,7 @@ fn open_socket() -> io::Result<OwnedFd> {
             std::mem::size_of::<libc::timeval>() as u32,
         )
     })?;
-    Ok(fd)
+    Ok(())
 }
 
 /// Runs `f` with this thread in network namespace `ns`, then switches back.
@@ -210,20 +216,7 @@ impl Notifications {
     pub fn open() -> io::Result<Self> {
         let fd = open_socket()?;
         // No receive timeout here: the listener blocks until something changes.
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        // SAFETY: as in `open_socket`; a zero timeval means block.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        })?;
+        receive_timeout(&fd, 0)?;
         // Bound with the group in the legacy bitmask: nfnetlink hears this where a later
         // NETLINK_ADD_MEMBERSHIP on an unbound socket was seen to stay silent.
         // SAFETY: a zeroed sockaddr_nl, then family and groups set.
