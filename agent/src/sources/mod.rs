@@ -10,7 +10,8 @@
 //! - [`journal`]: the systemd journal through `journalctl`;
 //! - [`syslog`]: the UDP/TCP syslog receiver;
 //! - [`timezone`], [`stamp_skew`]: the zone of zone-less stamps, and stamps that disagree;
-//! - [`policy_server`], [`greylist`]: Postfix's policy service and its greylisting.
+//! - [`policy_request`], [`policy_server`], [`greylist`]: reading policy requests, Postfix's
+//!   policy service and its greylisting.
 
 pub mod connections;
 pub mod container_logs;
@@ -19,6 +20,7 @@ pub mod greylist;
 pub mod journal;
 pub mod log_follower;
 pub mod log_pump;
+pub mod policy_request;
 pub mod policy_server;
 pub mod postfix;
 pub mod stamp_skew;

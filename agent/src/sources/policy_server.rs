@@ -22,8 +22,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Largest request accepted (Postfix's requests are about 1 KiB).
-pub const MAX_REQUEST: usize = 16 * 1024;
+pub use super::policy_request::MAX_REQUEST;
+use super::policy_request::RequestReader;
 /// Idle time after which a policy connection is closed.
 const IDLE: Duration = Duration::from_secs(600);
 
@@ -141,15 +141,14 @@ impl PolicyService {
         let _ = stream.set_nodelay(true);
         let (r, mut w) = stream.into_split();
         let mut r = BufReader::new(r);
-        let mut attrs = HashMap::new();
-        let mut size = 0usize;
+        let mut reader = RequestReader::default();
         let mut line = Vec::new();
         loop {
             line.clear();
             let n = tokio::time::timeout(
                 IDLE,
                 (&mut r)
-                    .take((MAX_REQUEST - size + 1) as u64)
+                    .take((reader.room() + 1) as u64)
                     .read_until(b'\n', &mut line),
             )
             .await
@@ -158,37 +157,19 @@ impl PolicyService {
             if n == 0 {
                 return Ok(());
             }
-            size += n;
-            if size > MAX_REQUEST || !line.ends_with(b"\n") {
-                return Err(format!("request larger than {MAX_REQUEST} bytes"));
-            }
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.is_empty() {
-                if attrs.is_empty() {
-                    return Err("empty request".into());
-                }
-                let started = std::time::Instant::now();
-                let action = self.answer(&attrs).await;
-                let m = crate::metrics::agent();
-                m.policy_duration
-                    .record(started.elapsed().as_secs_f64(), &[]);
-                m.policy_requests
-                    .add(1, &[kv("answer", answer_kind(&action))]);
-                w.write_all(format!("action={action}\n\n").as_bytes())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                attrs.clear();
-                size = 0;
+            let Some(attrs) = reader.push_line(&line)? else {
                 continue;
-            }
-            let Some((k, v)) = text.split_once('=') else {
-                return Err(format!(
-                    "malformed attribute line {:?}",
-                    text.chars().take(40).collect::<String>()
-                ));
             };
-            attrs.insert(k.to_string(), v.to_string());
+            let started = std::time::Instant::now();
+            let action = self.answer(&attrs).await;
+            let m = crate::metrics::agent();
+            m.policy_duration
+                .record(started.elapsed().as_secs_f64(), &[]);
+            m.policy_requests
+                .add(1, &[kv("answer", answer_kind(&action))]);
+            w.write_all(format!("action={action}\n\n").as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
 }
