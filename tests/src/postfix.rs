@@ -112,6 +112,32 @@ impl Postfix {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Puts postscreen in front of smtpd on port 25, with `smtpd_client_port_logging = yes`,
+    /// a 1 s greeting wait, and PREGREET and deny-list verdicts enforced; `denylist` (CIDR
+    /// lines for `postscreen_access_list`, e.g. "203.0.113.53/32 reject") may be empty.
+    pub fn enable_postscreen(&self, denylist: &str) {
+        let etc = format!("{}/etc", self.dir.display());
+        std::fs::write(format!("{etc}/psal.cidr"), denylist).unwrap();
+        for service in [
+            "smtp/inet=smtp inet n - y - 1 postscreen",
+            "smtpd/pass=smtpd pass - - y - - smtpd",
+            "dnsblog/unix=dnsblog unix - - y - 0 dnsblog",
+            "tlsproxy/unix=tlsproxy unix - - y - 0 tlsproxy",
+        ] {
+            sh(&[
+                "ip", "netns", "exec", &self.ns, "postconf", "-c", &etc, "-M", service,
+            ]);
+        }
+        let access = format!("postscreen_access_list = permit_mynetworks, cidr:{etc}/psal.cidr");
+        self.reconfigure(&[
+            "smtpd_client_port_logging = yes",
+            "postscreen_greet_wait = 1s",
+            "postscreen_greet_action = enforce",
+            "postscreen_denylist_action = enforce",
+            &access,
+        ]);
+    }
+
     /// Changes `settings` (`name = value`) and reloads.
     pub fn reconfigure(&self, settings: &[&str]) {
         let etc = format!("{}/etc", self.dir.display());
@@ -133,4 +159,21 @@ impl Drop for Postfix {
             .args(["netns", "exec", &self.ns, "postfix", "-c", &etc, "stop"])
             .output();
     }
+}
+
+/// From `src` in `ns`: connect to port 25 of `server`, optionally say `early` before the
+/// banner (a PREGREET to postscreen), then read what comes for a moment and close. False when
+/// no connection was made (dropped by a ban, say).
+pub fn raw_client(ns: &str, src: &str, server: &str, early: Option<&str>) -> bool {
+    let send = early
+        .map(|e| format!("s.sendall(b'{e}\\r\\n')"))
+        .unwrap_or_default();
+    let script = format!(
+        "import socket\ns=socket.socket()\ns.bind(('{src}',0))\ns.settimeout(3)\ns.connect(('{server}',25))\n{send}\ntry:\n  s.recv(4096)\nexcept Exception:\n  pass\ns.close()\n"
+    );
+    Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", &script])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

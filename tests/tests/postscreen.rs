@@ -6,25 +6,13 @@
 //! delivery, port suffixes and all.
 
 use mxrep_tests::netns::*;
-use mxrep_tests::postfix::Postfix;
+use mxrep_tests::postfix::{raw_client, Postfix};
 use mxrep_tests::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// From `src` in `ns`: connect to port 25 of `server`, optionally say `early` before the
-/// banner, then read what comes for a moment and close.
-fn raw_client(ns: &str, src: &str, server: &str, early: Option<&str>) {
-    let send = early
-        .map(|e| format!("s.sendall(b'{e}\\r\\n')"))
-        .unwrap_or_default();
-    let script = format!(
-        "import socket\ns=socket.socket()\ns.bind(('{src}',0))\ns.settimeout(3)\ns.connect(('{server}',25))\n{send}\ntry:\n  s.recv(4096)\nexcept Exception:\n  pass\ns.close()\n"
-    );
-    run_ok(Command::new("ip").args(["netns", "exec", ns, "python3", "-c", &script]));
-}
 
 /// `addr`'s counter `name`, asked of the node in namespace `ns`.
 fn count(ns: &str, api: &str, addr: &str, name: &str) -> Option<u64> {
@@ -61,26 +49,7 @@ fn postscreen_verdicts_and_port_suffixes_from_real_postfix() {
     let node = NodeProc::single_in(dir.path(), &mx);
 
     let postfix = Postfix::start(&mx, &dir.path().join("postfix"), "mx1", "192.0.2.1");
-    let etc = format!("{}/etc", postfix.dir.display());
-    std::fs::write(format!("{etc}/psal.cidr"), "203.0.113.53/32 reject\n").unwrap();
-    for service in [
-        "smtp/inet=smtp inet n - y - 1 postscreen",
-        "smtpd/pass=smtpd pass - - y - - smtpd",
-        "dnsblog/unix=dnsblog unix - - y - 0 dnsblog",
-        "tlsproxy/unix=tlsproxy unix - - y - 0 tlsproxy",
-    ] {
-        sh(&[
-            "ip", "netns", "exec", &mx, "postconf", "-c", &etc, "-M", service,
-        ]);
-    }
-    let access = format!("postscreen_access_list = permit_mynetworks, cidr:{etc}/psal.cidr");
-    postfix.reconfigure(&[
-        "smtpd_client_port_logging = yes",
-        "postscreen_greet_wait = 1s",
-        "postscreen_greet_action = enforce",
-        "postscreen_denylist_action = enforce",
-        &access,
-    ]);
+    postfix.enable_postscreen("203.0.113.53/32 reject\n");
 
     let agent_log = dir.path().join("agent.log");
     let _agent = Daemon(
@@ -105,9 +74,13 @@ fn postscreen_verdicts_and_port_suffixes_from_real_postfix() {
             .then_some(())
     });
 
-    raw_client(&cl, "203.0.113.51", "192.0.2.1", Some("EHLO early.test"));
-    raw_client(&cl, "203.0.113.52", "192.0.2.1", None);
-    raw_client(&cl, "203.0.113.53", "192.0.2.1", None);
+    for (src, early) in [
+        ("203.0.113.51", Some("EHLO early.test")),
+        ("203.0.113.52", None),
+        ("203.0.113.53", None),
+    ] {
+        assert!(raw_client(&cl, src, "192.0.2.1", early), "{src} connects");
+    }
     wait_until(LIMIT, "a delivery through postscreen to smtpd", || {
         testbed::swaks_at(&cl, "192.0.2.2", "192.0.2.1", "user@mx.test").then_some(())
     });

@@ -61,8 +61,13 @@ mod tests {
         assert_eq!(attrs["client_address"], "192.0.2.7");
         assert_eq!(r.room(), MAX_REQUEST, "ready for the next request");
         assert!(r.push_line(b"\n").unwrap_err().contains("empty"));
-        assert!(RequestReader::default().push_line(b"no equals sign\n").is_err());
-        assert!(RequestReader::default().push_line(b"a=b").is_err(), "unterminated");
+        assert!(RequestReader::default()
+            .push_line(b"no equals sign\n")
+            .is_err());
+        assert!(
+            RequestReader::default().push_line(b"a=b").is_err(),
+            "unterminated"
+        );
         let big = vec![b'x'; MAX_REQUEST + 1];
         assert!(RequestReader::default().push_line(&big).is_err());
     }

@@ -22,8 +22,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use super::policy_request::MAX_REQUEST;
 use super::policy_request::RequestReader;
+pub use super::policy_request::MAX_REQUEST;
 /// Idle time after which a policy connection is closed.
 const IDLE: Duration = Duration::from_secs(600);
 
