@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often followed logs are checked for new lines.
-const LOG_POLL: Duration = Duration::from_millis(20);
+const LOG_POLL: Duration = Duration::from_millis(10);
 /// A container log gone this long belongs to a pod that is gone: stop following it.
 const GONE_AFTER: Duration = Duration::from_secs(300);
 

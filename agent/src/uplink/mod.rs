@@ -209,8 +209,9 @@ async fn session(cfg: &UplinkConfig, addr: &str, shared: &Arc<Shared>) -> Result
                 Err(s) => break Err(format!("stream failed: {}", s.message())),
             },
             _ = shared.ready.notified(), if can_send => {
-                // Gather for at most max_delay, or until a full batch.
-                if shared.len() < cfg.max_batch {
+                // Nothing in flight: send at once, so a decisive event at rest waits for no one.
+                // Otherwise gather for at most max_delay, or until a full batch.
+                if shared.len() < cfg.max_batch && !in_flight.is_empty() {
                     tokio::time::sleep(cfg.max_delay).await;
                 }
                 let events = shared.take(cfg.max_batch);

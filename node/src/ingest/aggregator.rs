@@ -1,5 +1,13 @@
-//! Edge aggregation: sums the events this node receives for a short flush interval into per-key
-//! deltas, keyed by (MX host, address, second), and proposes them as ONE `Observe` entry.
+//! Edge aggregation: sums the events this node receives into per-key deltas, keyed by (MX host,
+//! address, second), and proposes them as ONE `Observe` entry — group commit: with no entry in
+//! flight, what arrived is proposed at once (an event at rest waits for no timer); while one is
+//! being written, everything arriving meanwhile is gathered into the next, which is proposed the
+//! moment the write ends (or when it holds `max_keys` keys and the write has ended).
+//!
+//! Decisions overtake bulk counting: a batch holding evidence against a sender (a bad
+//! connection, a rejected recipient, a failed login) is gathered apart and proposed before the
+//! delivered traffic gathered meanwhile, so under a flood of good mail a ban waits for at most
+//! one bulk entry, not a queue of them.
 //!
 //! Submissions arrive on a bounded channel: when the cluster is slow, senders wait, which is how
 //! the agents' streams feel backpressure instead of the node buffering without bound. Each
@@ -13,7 +21,6 @@ use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1::Verdict;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
@@ -32,7 +39,6 @@ pub struct Submission {
 /// Tuning of the aggregator.
 #[derive(Debug, Clone)]
 pub struct AggregatorConfig {
-    pub flush_interval: Duration,
     /// Submissions that may wait for the aggregator before senders are held back.
     pub queue: usize,
     /// Distinct keys in one entry before it is flushed early.
@@ -42,9 +48,8 @@ pub struct AggregatorConfig {
 impl Default for AggregatorConfig {
     fn default() -> Self {
         Self {
-            flush_interval: Duration::from_millis(50),
             queue: 256,
-            max_keys: 50_000,
+            max_keys: 10_000,
         }
     }
 }
@@ -85,7 +90,24 @@ struct Flush {
     traceparent: String,
 }
 
+impl Submission {
+    /// Does this batch carry evidence that may decide a ban?
+    fn is_urgent(&self) -> bool {
+        self.events.iter().any(|e| {
+            e.verdict.as_ref().is_some_and(|v| {
+                !matches!(v.verdict, Verdict::Delivered | Verdict::Neutral)
+                    || v.rejects > 0
+                    || v.auth_failures > 0
+            })
+        })
+    }
+}
+
 impl Flush {
+    fn is_full(&self, max_keys: usize) -> bool {
+        self.deltas.len() >= max_keys || self.hosts.len() >= u16::MAX as usize
+    }
+
     fn add(&mut self, s: Submission) {
         let host = match self.hosts.iter().position(|h| *h == s.mx_host) {
             Some(i) => i,
@@ -127,44 +149,69 @@ impl Flush {
 }
 
 async fn run(cluster: Cluster, cfg: AggregatorConfig, mut rx: mpsc::Receiver<Submission>) {
-    while let Some(first) = rx.recv().await {
-        let mut p = Flush::default();
-        p.add(first);
-        let deadline = tokio::time::Instant::now() + cfg.flush_interval;
-        while p.deltas.len() < cfg.max_keys && p.hosts.len() < u16::MAX as usize {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(s)) => p.add(s),
-                Ok(None) | Err(_) => break,
+    let (mut urgent, mut bulk) = (Flush::default(), Flush::default());
+    let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        // A full flush waits for the write in flight before taking more.
+        let full = urgent.is_full(cfg.max_keys) || bulk.is_full(cfg.max_keys);
+        tokio::select! {
+            s = rx.recv(), if !full => match s {
+                Some(s) if s.is_urgent() => urgent.add(s),
+                Some(s) => bulk.add(s),
+                None => break,
+            },
+            _ = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
             }
         }
-        let result = if p.deltas.is_empty() {
-            Ok(0)
-        } else {
-            let span = tracing::info_span!(
-                "raft.write",
-                batches = p.batches.len(),
-                addresses = p.deltas.len()
-            );
-            propagate::set_parent(&span, &p.traceparent);
-            let cmd = Command::Observe {
-                hosts: p.hosts,
-                batches: p.batches,
-                observations: p.deltas.into_values().collect(),
+        if in_flight.is_none() {
+            let next = match (urgent.waiters.is_empty(), bulk.waiters.is_empty()) {
+                (false, _) => std::mem::take(&mut urgent),
+                (true, false) => std::mem::take(&mut bulk),
+                (true, true) => continue,
             };
-            let started = std::time::Instant::now();
-            let written = cluster
-                .write(Command::traced(propagate::traceparent(&span), cmd))
-                .instrument(span)
-                .await
-                .map(|(index, _)| index)
-                .map_err(|e| e.to_string());
-            node()
-                .write_duration
-                .record(started.elapsed().as_secs_f64(), &[]);
-            written
-        };
-        for w in p.waiters {
-            let _ = w.send(result.clone());
+            in_flight = Some(tokio::spawn(write(cluster.clone(), next)));
         }
+    }
+    if let Some(h) = in_flight {
+        let _ = h.await;
+    }
+    for rest in [urgent, bulk] {
+        if !rest.waiters.is_empty() {
+            write(cluster.clone(), rest).await;
+        }
+    }
+}
+
+/// Proposes one flush and answers its waiters.
+async fn write(cluster: Cluster, p: Flush) {
+    let result = if p.deltas.is_empty() {
+        Ok(0)
+    } else {
+        let span = tracing::info_span!(
+            "raft.write",
+            batches = p.batches.len(),
+            addresses = p.deltas.len()
+        );
+        propagate::set_parent(&span, &p.traceparent);
+        let cmd = Command::Observe {
+            hosts: p.hosts,
+            batches: p.batches,
+            observations: p.deltas.into_values().collect(),
+        };
+        let started = std::time::Instant::now();
+        let written = cluster
+            .write(Command::traced(propagate::traceparent(&span), cmd))
+            .instrument(span)
+            .await
+            .map(|(index, _)| index)
+            .map_err(|e| e.to_string());
+        node()
+            .write_duration
+            .record(started.elapsed().as_secs_f64(), &[]);
+        written
+    };
+    for w in p.waiters {
+        let _ = w.send(result.clone());
     }
 }
