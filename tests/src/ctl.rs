@@ -125,7 +125,11 @@ pub fn accepted_messages(endpoint: &str, addr: &str) -> Option<u64> {
 
 /// The MX hosts named by the evidence of the ban of `prefix` (sorted, once each), once it exists.
 pub fn ban_evidence_hosts(endpoint: &str, prefix: &str) -> Option<Vec<String>> {
-    let v = ctl_json(endpoint, &["bans", "list"]).ok()?;
+    evidence_hosts_in(&ctl_json(endpoint, &["bans", "list"]).ok()?, prefix)
+}
+
+/// The MX hosts named by the evidence of `prefix`'s ban in a `bans list` answer `v`.
+pub fn evidence_hosts_in(v: &Value, prefix: &str) -> Option<Vec<String>> {
     let ban = v["bans"]
         .as_array()?
         .iter()

@@ -59,20 +59,7 @@ fn postscreen_verdicts_from_three_mx_hosts_ban_a_bot_on_all_of_them() {
     }
     let hosts = wait_until(LIMIT, "the ban's evidence", || {
         let v = bed.ctl_json(&["bans", "list"]).ok()?;
-        let ban = v["bans"]
-            .as_array()?
-            .iter()
-            .find(|b| b["prefix"] == format!("{bot}/32"))?
-            .clone();
-        let mut hosts: Vec<String> = ban["evidence"]
-            .as_array()?
-            .iter()
-            .flat_map(|e| e["mx_hosts"].as_array().cloned().unwrap_or_default())
-            .filter_map(|h| h.as_str().map(String::from))
-            .collect();
-        hosts.sort();
-        hosts.dedup();
-        Some(hosts)
+        mxrep_tests::ctl::evidence_hosts_in(&v, &format!("{bot}/32"))
     });
     assert_eq!(hosts, vec!["mx1", "mx2", "mx3"], "evidence from every host");
     for m in &bed.mx {

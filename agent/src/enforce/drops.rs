@@ -10,7 +10,6 @@ use super::DropCounters;
 use ipnet::IpNet;
 use mxrep_proto::v1 as pb;
 use mxrep_proto::v1::agent_client::AgentClient;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Increases of the counters since the last reading, accumulated until the cluster takes them.
@@ -66,10 +65,7 @@ impl DropDeltas {
 
     /// The cluster accepted the pending counts.
     pub fn accepted(&mut self) {
-        self.pending = DropCounters {
-            total: 0,
-            by_ban: BTreeMap::new(),
-        };
+        self.pending = DropCounters::default();
     }
 }
 
