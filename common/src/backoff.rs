@@ -46,6 +46,9 @@ impl Default for Backoff {
     }
 }
 
+/// A session that lasted this long counts as having worked, even if it then failed.
+pub const WORKED: Duration = Duration::from_secs(1);
+
 /// Runs `session` against the nodes in turn, forever: a session that returns `Ok` ended cleanly
 /// and is started again on the same node at once; one that fails moves to the next node after
 /// the backoff. `what` names the stream in the warning logged for each failure.
@@ -63,11 +66,17 @@ where
     let mut backoff = Backoff::default();
     loop {
         let addr = &nodes[node % nodes.len()];
+        let started = tokio::time::Instant::now();
         match session(addr).await {
             Ok(()) => backoff.reset(),
             Err(e) => {
                 tracing::warn!("{what} from {addr}: {e:#}; trying the next node");
                 node = node.wrapping_add(1);
+                // A session that lived a while worked: its failure (a node killed under it)
+                // starts the backoff afresh, or each failover would wait longer than the last.
+                if started.elapsed() >= WORKED {
+                    backoff.reset();
+                }
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
@@ -139,5 +148,45 @@ mod tests {
             "reset after success: {}",
             gap(5)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_session_that_fails_starts_the_backoff_afresh() {
+        let nodes = vec!["a:1".to_string(), "b:1".to_string()];
+        let seen: Arc<Mutex<Vec<Duration>>> = Arc::default();
+        let start = Instant::now();
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            reconnect_forever("test stream", &nodes, |_| {
+                let log = log.clone();
+                async move {
+                    let n = {
+                        let mut l = log.lock().unwrap();
+                        l.push(start.elapsed());
+                        l.len()
+                    };
+                    // Three quick failures, then sessions that run 2 s and fail (failovers).
+                    if n > 3 {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err::<(), _>("node killed")
+                }
+            })
+            .await
+        });
+        while seen.lock().unwrap().len() < 7 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        let s = seen.lock().unwrap().clone();
+        let gap = |i: usize| (s[i] - s[i - 1]).as_millis() as u64;
+        assert!((400..=610).contains(&gap(3)), "grown after quick failures: {}", gap(3));
+        for i in 4..7 {
+            assert!(
+                (2100..=2160).contains(&gap(i)),
+                "a session that ran 2 s is followed by the base delay: {}",
+                gap(i)
+            );
+        }
     }
 }

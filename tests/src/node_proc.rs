@@ -223,6 +223,12 @@ impl Drop for NodeProc {
             for l in tail.iter().rev() {
                 eprintln!("{l}");
             }
+            // MXREP_KEEP_LOGS=DIR keeps the whole log of a failed run.
+            if let Some(dir) = std::env::var_os("MXREP_KEEP_LOGS") {
+                let to = Path::new(&dir).join(format!("node{}.log", self.id));
+                let _ = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&to, &text));
+                eprintln!("(whole log kept in {})", to.display());
+            }
         }
         self.kill();
     }

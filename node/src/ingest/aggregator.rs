@@ -9,9 +9,11 @@
 //! delivered traffic gathered meanwhile, so under a flood of good mail a ban waits for at most
 //! one bulk entry, not a queue of them.
 //!
-//! Submissions arrive on a bounded channel: when the cluster is slow, senders wait, which is how
-//! the agents' streams feel backpressure instead of the node buffering without bound. Each
-//! submission is answered once the entry holding its events is committed (or the write failed).
+//! Submissions arrive on two bounded channels, one for batches with evidence and one for the
+//! rest (an agent sends the two kinds on separate streams, so the bulk channel being full never
+//! holds up a decisive batch). When the cluster is slow, senders wait, which is how the agents'
+//! streams feel backpressure instead of the node buffering without bound. Each submission is
+//! answered once the entry holding its events is committed (or the write failed).
 
 use super::validate::ValidEvent;
 use crate::metrics::node;
@@ -39,8 +41,10 @@ pub struct Submission {
 /// Tuning of the aggregator.
 #[derive(Debug, Clone)]
 pub struct AggregatorConfig {
-    /// Submissions that may wait for the aggregator before senders are held back.
+    /// Bulk submissions that may wait for the aggregator before senders are held back.
     pub queue: usize,
+    /// The same for submissions with evidence.
+    pub urgent_queue: usize,
     /// Distinct keys in one entry before it is flushed early.
     pub max_keys: usize,
 }
@@ -49,6 +53,7 @@ impl Default for AggregatorConfig {
     fn default() -> Self {
         Self {
             queue: 256,
+            urgent_queue: 64,
             max_keys: 10_000,
         }
     }
@@ -57,20 +62,29 @@ impl Default for AggregatorConfig {
 /// Handle for submitting events to this node's aggregator.
 #[derive(Clone)]
 pub struct Aggregator {
-    tx: mpsc::Sender<Submission>,
+    /// Submissions with evidence against a sender.
+    urgent: mpsc::Sender<Submission>,
+    /// Everything else.
+    bulk: mpsc::Sender<Submission>,
 }
 
 impl Aggregator {
     /// Starts the aggregation task for `cluster`.
     pub fn start(cluster: Cluster, cfg: AggregatorConfig) -> Self {
-        let (tx, rx) = mpsc::channel(cfg.queue);
-        tokio::spawn(run(cluster, cfg, rx));
-        Self { tx }
+        let (urgent, urgent_rx) = mpsc::channel(cfg.urgent_queue);
+        let (bulk, bulk_rx) = mpsc::channel(cfg.queue);
+        tokio::spawn(run(cluster, cfg, urgent_rx, bulk_rx));
+        Self { urgent, bulk }
     }
 
-    /// Queues a submission, waiting while the queue is full.
+    /// Queues a submission in its channel, waiting while that channel is full.
     pub async fn submit(&self, s: Submission) -> Result<(), String> {
-        self.tx
+        let channel = if s.is_urgent() {
+            &self.urgent
+        } else {
+            &self.bulk
+        };
+        channel
             .send(s)
             .await
             .map_err(|_| "the node is shutting down".to_string())
@@ -148,15 +162,23 @@ impl Flush {
     }
 }
 
-async fn run(cluster: Cluster, cfg: AggregatorConfig, mut rx: mpsc::Receiver<Submission>) {
+async fn run(
+    cluster: Cluster,
+    cfg: AggregatorConfig,
+    mut urgent_rx: mpsc::Receiver<Submission>,
+    mut bulk_rx: mpsc::Receiver<Submission>,
+) {
     let (mut urgent, mut bulk) = (Flush::default(), Flush::default());
     let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
     loop {
-        // A full flush waits for the write in flight before taking more.
-        let full = urgent.is_full(cfg.max_keys) || bulk.is_full(cfg.max_keys);
+        // A full flush waits for the write in flight before taking more; evidence is taken first.
         tokio::select! {
-            s = rx.recv(), if !full => match s {
-                Some(s) if s.is_urgent() => urgent.add(s),
+            biased;
+            s = urgent_rx.recv(), if !urgent.is_full(cfg.max_keys) => match s {
+                Some(s) => urgent.add(s),
+                None => break,
+            },
+            s = bulk_rx.recv(), if !bulk.is_full(cfg.max_keys) => match s {
                 Some(s) => bulk.add(s),
                 None => break,
             },

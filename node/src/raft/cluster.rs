@@ -110,9 +110,9 @@ impl Cluster {
         let mut pause = Duration::from_millis(20);
         let mut hint: Option<(NodeId, MxNode)> = None;
         for tries in 0u32.. {
-            let attempt = match &hint {
-                Some((id, node)) if *id != self.id => self.forward(node, &op).await,
-                _ => self.execute_local(op.clone()).await,
+            let (tried, attempt) = match &hint {
+                Some((id, node)) if *id != self.id => (*id, self.forward(node, &op).await),
+                _ => (self.id, self.execute_local(op.clone()).await),
             };
             match attempt {
                 Ok(r) => return Ok(r),
@@ -125,7 +125,12 @@ impl Cluster {
                         return Err(WriteError::NoLeader(WRITE_DEADLINE));
                     }
                     if !fresh || tries > 1 {
-                        tokio::time::sleep(pause).await;
+                        // Wait for the election's outcome (a leader other than the node just
+                        // tried), at most `pause`: a new leader is tried the moment it is known.
+                        let mut metrics = self.raft.metrics();
+                        let elected =
+                            metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != tried));
+                        let _ = tokio::time::timeout(pause, elected).await;
                         pause = (pause * 2).min(Duration::from_millis(300));
                         if hint.is_none() {
                             hint = self.known_leader();
