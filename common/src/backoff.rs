@@ -180,7 +180,11 @@ mod tests {
         task.abort();
         let s = seen.lock().unwrap().clone();
         let gap = |i: usize| (s[i] - s[i - 1]).as_millis() as u64;
-        assert!((400..=610).contains(&gap(3)), "grown after quick failures: {}", gap(3));
+        assert!(
+            (400..=610).contains(&gap(3)),
+            "grown after quick failures: {}",
+            gap(3)
+        );
         for i in 4..7 {
             assert!(
                 (2100..=2160).contains(&gap(i)),

@@ -11,14 +11,23 @@
 //! Needs root and nftables. `cargo build --release --workspace --bins && ./target/release/e2e-bench`
 //! Options: `--bans N` (default 60), `--load-lines N` per MX host (default 100000),
 //! `--compare tls|telemetry` (plaintext vs mutual TLS, or telemetry off vs on),
-//! `--failover-rounds N` (default 20), `--failover-only`.
+//! `--steady-rate N` (connections/s, default 45000), `--failover-rounds N` (default 20),
+//! `--failover-only`.
 
 use mxrep_tests::netns::e2e_available;
 use mxrep_tests::netns::Daemon;
 use mxrep_tests::testbed::Testbed;
 use mxrep_tests::{bin, wait_until};
-use std::io::Write;
+
+mod failover;
+mod load;
+mod probe;
+
+use failover::failover;
+use probe::{one_ban, one_manual_ban};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Options of the benchmark.
@@ -35,6 +44,10 @@ struct Opts {
     /// trace sampled).
     #[arg(long, default_value = "tls")]
     compare: Compare,
+    /// Connections per second (all MX hosts) of the steady load beside which propagation is
+    /// measured again.
+    #[arg(long, default_value_t = 45_000.0)]
+    steady_rate: f64,
     /// Leader kills in the failover measure.
     #[arg(long, default_value_t = 20)]
     failover_rounds: usize,
@@ -77,96 +90,6 @@ fn bed(compare: Compare, on: bool) -> (Testbed, Option<Daemon>) {
     }
 }
 
-fn stamp() -> String {
-    let out = Command::new("date")
-        .args(["-u", "+%b %e %H:%M:%S"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn append(path: &std::path::Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-/// Five connections from `addr`, each refused a recipient and delivering nothing: the last
-/// `disconnect` line is the decisive one (it closes the fifth bad connection).
-fn rejects(addr: &str, host: &str) -> String {
-    let t = stamp();
-    (0..5)
-        .map(|i| {
-            let p = format!("{t} {host} postfix/smtpd[{}]:", 1000 + i);
-            format!(
-                "{p} connect from unknown[{addr}]\n\
-                 {p} NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@{host}.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@{host}.test> proto=ESMTP helo=<spam.test>\n\
-                 {p} disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4\n"
-            )
-        })
-        .collect()
-}
-
-fn in_kernel(ns: &str, addr: &str) -> bool {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "nft",
-            "get",
-            "element",
-            "inet",
-            "mxrep",
-            "ban4",
-            &format!("{{ {addr} }}"),
-        ])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// Writes the decisive lines for `addr` on MX `i`; returns the time until all MX hosts drop it.
-fn one_ban(bed: &Testbed, addr: &str, i: usize) -> Duration {
-    let text = rejects(addr, &bed.mx[i].name);
-    until_everywhere(bed, addr, || append(&bed.mx[i].log, &text))
-}
-
-/// `mxrepctl ban ADDR` as an operator types it; returns the time from its start until all MX
-/// hosts drop the address.
-fn one_manual_ban(bed: &Testbed, addr: &str) -> Duration {
-    until_everywhere(bed, addr, || {
-        bed.ctl_json(&["ban", addr, "--for", "1h", "--reason", "bench"])
-            .expect("mxrepctl ban");
-    })
-}
-
-/// Runs `act`; returns the time from just before it until every MX host drops `addr`.
-fn until_everywhere(bed: &Testbed, addr: &str, act: impl FnOnce()) -> Duration {
-    let written = Instant::now();
-    act();
-    let handles: Vec<_> = bed
-        .mx
-        .iter()
-        .map(|m| {
-            let ns = m.ns.clone();
-            let addr = addr.to_string();
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while !in_kernel(&ns, &addr) {
-                    assert!(Instant::now() < deadline, "{addr} never reached {ns}");
-                }
-                Instant::now()
-            })
-        })
-        .collect();
-    let last = handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .max()
-        .unwrap();
-    last - written
-}
-
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -177,6 +100,7 @@ struct Measured {
     idle: Vec<f64>,
     ingest: f64,
     loaded: Vec<f64>,
+    steady: Vec<f64>,
 }
 
 fn main() {
@@ -189,6 +113,7 @@ fn main() {
         compare,
         failover_rounds,
         failover_only,
+        steady_rate,
     } = clap::Parser::parse();
     if failover_only {
         failover(&mut Testbed::start(false), failover_rounds);
@@ -205,7 +130,7 @@ fn main() {
         for on in [false, true] {
             println!("--- round {}: {} ---", round + 1, names[on as usize]);
             let (bed, _collector) = bed(compare, on);
-            all[on as usize].push(measure(&bed, bans, load_lines));
+            all[on as usize].push(measure(&bed, bans, load_lines, steady_rate));
         }
     }
     let pooled = |ms: &[Measured], f: fn(&Measured) -> &Vec<f64>, p: f64| {
@@ -219,7 +144,7 @@ fn main() {
         pooled(tls, |m| &m.idle, 0.99),
     );
     println!(
-        "{} beside {} (2 rounds each): propagation p50 {:.0} vs {:.0} ms, p99 {p99_tls:.0} vs {p99_plain:.0} ms ({:+.0} %), under load p99 {:.0} vs {:.0} ms; ingest {:.0} vs {:.0} connections/s ({:.2}×)",
+        "{} beside {} (2 rounds each): propagation p50 {:.0} vs {:.0} ms, p99 {p99_tls:.0} vs {p99_plain:.0} ms ({:+.0} %), under load p99 {:.0} vs {:.0} ms, beside a steady load p99 {:.0} vs {:.0} ms; ingest {:.0} vs {:.0} connections/s ({:.2}×)",
         names[1],
         names[0],
         pooled(tls, |m| &m.idle, 0.5),
@@ -227,6 +152,8 @@ fn main() {
         (p99_tls / p99_plain - 1.0) * 100.0,
         pooled(tls, |m| &m.loaded, 0.99),
         pooled(plain, |m| &m.loaded, 0.99),
+        pooled(tls, |m| &m.steady, 0.99),
+        pooled(plain, |m| &m.steady, 0.99),
         ingest(tls),
         ingest(plain),
         ingest(tls) / ingest(plain),
@@ -234,7 +161,7 @@ fn main() {
     failover(&mut Testbed::start(false), failover_rounds);
 }
 
-fn measure(bed: &Testbed, bans: usize, load_lines: usize) -> Measured {
+fn measure(bed: &Testbed, bans: usize, load_lines: usize, steady_rate: f64) -> Measured {
     // 1. Propagation, idle cluster.
     let mut idle: Vec<f64> = (0..bans)
         .map(|k| one_ban(bed, &format!("198.18.{}.1", k + 1), k % 3).as_secs_f64() * 1000.0)
@@ -268,34 +195,12 @@ fn measure(bed: &Testbed, bans: usize, load_lines: usize) -> Measured {
     bed.ctl_json(&["policy", "set", policy.to_str().unwrap()])
         .expect("policy set");
     let start = Instant::now();
-    let writers: Vec<_> = bed
-        .mx
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let log = m.log.clone();
-            let host = m.name.clone();
-            std::thread::spawn(move || {
-                let t = stamp();
-                let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-                let mut buf = String::new();
-                // One delivering connection per "event": connect, client=, disconnect.
-                for n in 0..load_lines {
-                    let (a, pid) = (n % 100, 10_000 + n);
-                    buf.push_str(&format!(
-                        "{t} {host} postfix/smtpd[{pid}]: connect from unknown[198.19.{i}.{a}]\n\
-                         {t} {host} postfix/smtpd[{pid}]: {n:X}: client=unknown[198.19.{i}.{a}]\n\
-                         {t} {host} postfix/smtpd[{pid}]: disconnect from unknown[198.19.{i}.{a}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5\n"
-                    ));
-                    if buf.len() > 64 * 1024 {
-                        f.write_all(buf.as_bytes()).unwrap();
-                        buf.clear();
-                    }
-                }
-                f.write_all(buf.as_bytes()).unwrap();
-            })
-        })
-        .collect();
+    let full_speed = load::Load {
+        per_host: load_lines,
+        rate: None,
+        net: 0,
+    };
+    let writers = load::start(bed, full_speed, Arc::default());
     let mut loaded: Vec<f64> = (0..20)
         .map(|k| one_ban(bed, &format!("198.18.{}.2", 100 + k), k % 3).as_secs_f64() * 1000.0)
         .collect();
@@ -331,79 +236,39 @@ fn measure(bed: &Testbed, bans: usize, load_lines: usize) -> Measured {
         pct(&mut loaded, 0.5),
         pct(&mut loaded, 0.99)
     );
+    let steady = steady_propagation(bed, steady_rate);
     Measured {
         idle,
         ingest: total as f64 / took,
         loaded,
+        steady,
     }
 }
 
-/// Every node running, one leader named by all, and every node's log applied up to the leader's:
-/// a healthy cluster, so each failover round starts from the same place.
-fn wait_healthy(bed: &Testbed) -> u64 {
-    wait_until(Duration::from_secs(60), "all 3 nodes caught up", || {
-        let leader = bed.wait_for_leader();
-        let statuses: Vec<_> = bed
-            .nodes
-            .iter()
-            .map(|n| n.status())
-            .collect::<Option<_>>()?;
-        let top = statuses[leader as usize - 1]["last_log_index"].as_u64()?;
-        statuses
-            .iter()
-            .all(|s| {
-                s["last_applied"].as_u64() >= Some(top) && s["leader_id"].as_u64() == Some(leader)
-            })
-            .then_some(leader)
-    })
-}
-
-/// Prints what the agents and nodes logged since `since` (an RFC 3339 stamp to the second).
-fn explain_slow_round(bed: &Testbed, since: &str) {
-    let recent = |text: String| -> Vec<String> {
-        text.lines()
-            .filter(|l| l.get(..19).is_some_and(|t| t >= since))
-            .filter(|l| !l.contains("Unreachable") && !l.contains("backoff_drain"))
-            .map(|l| l.chars().take(220).collect())
-            .collect()
+/// Propagation of 20 bans while every MX host's log grows at a steady `rate` connections/s in
+/// all (three lines each), below what the bed absorbs: the backlog stays small, so this shows
+/// whether a decision overtakes the counting that goes on beside it.
+fn steady_propagation(bed: &Testbed, rate: f64) -> Vec<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let steady = load::Load {
+        per_host: usize::MAX,
+        rate: Some(rate / 3.0),
+        net: 10,
     };
-    for m in &bed.mx {
-        println!("    agent on {} since {since}:", m.name);
-        recent(m.agent_log())
-            .iter()
-            .for_each(|l| println!("      {l}"));
-    }
-    for n in &bed.nodes {
-        println!("    node {} since {since}:", n.id);
-        recent(n.log_text())
-            .iter()
-            .for_each(|l| println!("      {l}"));
-    }
-}
-
-fn failover(bed: &mut Testbed, rounds: usize) {
-    // 3. Failover: SIGKILL of the leader of a healthy cluster, then one new ban.
-    let mut fo = Vec::new();
-    for round in 0..rounds {
-        let leader = wait_healthy(bed);
-        let stamp_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
-        bed.nodes[leader as usize - 1].kill();
-        let killed = Instant::now();
-        // One /24 per round: eight bad addresses in one /24 would ban the prefix instead.
-        let addr = format!("198.19.{}.3", 150 + round % 100);
-        let d = one_ban(bed, &addr, round % 3);
-        let total = killed.elapsed().max(d);
-        fo.push(total.as_secs_f64() * 1000.0);
-        if total > Duration::from_secs(2) {
-            explain_slow_round(bed, &stamp_at);
-        }
-        println!("  failover round {}: leader node {leader} killed, new ban enforced on all MX hosts after {:.0} ms", round + 1, fo[round]);
-        bed.nodes[leader as usize - 1].start();
-    }
+    let started = Instant::now();
+    let writers = load::start(bed, steady, stop.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    let mut times: Vec<f64> = (0..20)
+        .map(|k| one_ban(bed, &format!("198.18.{}.4", 150 + k), k % 3).as_secs_f64() * 1000.0)
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    let written: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
     println!(
-        "failover, leader SIGKILL -> first new ban on every MX host, {rounds} rounds: p50 {:.0} ms   p99 {:.0} ms   max {:.0} ms",
-        pct(&mut fo, 0.5),
-        pct(&mut fo, 0.99),
-        fo.last().unwrap()
+        "  propagation under a steady {:.0} connections/s ({:.0} lines/s written), 20 bans: p50 {:.0} ms   p99 {:.0} ms",
+        rate,
+        3.0 * written as f64 / started.elapsed().as_secs_f64(),
+        pct(&mut times, 0.5),
+        pct(&mut times, 0.99)
     );
+    times
 }
