@@ -17,6 +17,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long a stopping agent waits for the cluster to acknowledge what it read (Kubernetes
+/// allows 30 s between SIGTERM and SIGKILL by default).
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
 /// Runs the agent until SIGTERM or SIGINT; `/metrics` serves `registry` when `--metrics-listen`
 /// is given.
 pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> anyhow::Result<()> {
@@ -97,7 +101,7 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         ));
     }
     if !cfg.container_logs.is_empty() {
-        crate::sources::container_logs::watch(cfg.container_logs.clone(), pump)?;
+        crate::sources::container_logs::watch(cfg.container_logs.clone(), pump.clone())?;
     }
     if let Some(addr) = cfg.syslog_listen {
         crate::sources::syslog::start(addr, cfg.cluster.clone(), cfg.log_timezone.clone()).await?;
@@ -110,7 +114,19 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         .unwrap_or_else(|| "off".into());
     tracing::info!(node = %cfg.node_name, cluster = ?cfg.cluster, %metrics, "mxrep-agent running");
     mxrep_common::shutdown::signal().await;
-    tracing::info!("stopping; the nftables sets stay and expire by themselves");
+    // Lines read are past the saved log position: their verdicts must reach the cluster before
+    // the agent exits, or a restart would lose them.
+    tracing::info!("stopping: reading no further, sending what was read");
+    if !pump.stop(Duration::from_secs(2)).await {
+        tracing::warn!("a log follower did not stop within 2 s");
+    }
+    match uplink.drain(DRAIN_LIMIT).await {
+        0 => tracing::info!("every verdict read was acknowledged by the cluster"),
+        n => tracing::warn!(
+            "{n} verdicts not acknowledged after {DRAIN_LIMIT:?} (is the cluster reachable?); they are lost"
+        ),
+    }
+    tracing::info!("stopped; the nftables sets stay and expire by themselves");
     Ok(())
 }
 

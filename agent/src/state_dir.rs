@@ -1,7 +1,9 @@
 //! What the agent remembers across restarts, in `--state-dir`: the position reached in each
-//! followed log (inode and offset), the journal cursor, and the ban-list version it holds. Files are replaced
+//! followed log (inode and offset), the connections open in it at a stop, the journal cursor, and
+//! the ban-list version it holds. Files are replaced
 //! atomically (write, then rename), so a crash leaves the old or the new state, never half.
 
+use crate::sources::connections::{Conn, Key as OpenKey};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,21 @@ impl StateDir {
 
     pub fn save_journal_cursor(&self, cursor: &str) -> std::io::Result<()> {
         self.store("journal-cursor.json", &cursor)
+    }
+
+    /// Connections open in each followed log when the agent stopped, taken once: the next run
+    /// judges them when their `disconnect` line comes.
+    pub fn take_open_connections(&self) -> BTreeMap<PathBuf, Vec<(OpenKey, Conn)>> {
+        let open = self.load("open-connections.json");
+        let _ = std::fs::remove_file(self.dir.join("open-connections.json"));
+        open
+    }
+
+    pub fn save_open_connections(
+        &self,
+        open: &BTreeMap<PathBuf, Vec<(OpenKey, Conn)>>,
+    ) -> std::io::Result<()> {
+        self.store("open-connections.json", open)
     }
 
     pub fn ban_version(&self) -> u64 {

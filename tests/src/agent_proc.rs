@@ -42,6 +42,22 @@ impl AgentProc {
         agent
     }
 
+    /// SIGTERM, as `systemctl stop` or a pod's end sends it; waits for the exit up to `limit`.
+    /// Returns whether the agent exited by itself (it is killed otherwise) and its log.
+    pub fn stop(mut self, limit: Duration) -> (bool, String) {
+        let pid = self._daemon.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + limit;
+        let exited = loop {
+            match self._daemon.0.try_wait() {
+                Ok(Some(_)) => break true,
+                _ if std::time::Instant::now() >= deadline => break false,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        (exited, self.log_text())
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

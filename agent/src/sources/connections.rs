@@ -20,8 +20,8 @@ pub const IDLE_MS: i64 = 10 * 60 * 1000;
 const MAX_OPEN: usize = 100_000;
 
 /// What one open connection showed so far.
-#[derive(Debug, Clone, Default)]
-struct Conn {
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Conn {
     last_ms: i64,
     client_name: String,
     /// `QUEUEID: client=` lines.
@@ -34,7 +34,8 @@ struct Conn {
     protocol_error: Option<String>,
 }
 
-type Key = (String, u32, IpAddr);
+/// An open connection: the process that logs it (program, pid) and its client.
+pub type Key = (String, u32, IpAddr);
 
 /// postscreen connections already judged, remembered so a second verdict line of the same
 /// connection (PREGREET, then HANGUP) does not count it twice.
@@ -156,6 +157,20 @@ impl ConnectionTracker {
     /// Connections being followed.
     pub fn open(&self) -> usize {
         self.open.len()
+    }
+
+    /// The open connections, to be kept across a restart of the agent: their first lines are
+    /// behind the saved log position, their last ones come after it.
+    pub fn export(&self) -> Vec<(Key, Conn)> {
+        self.open
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect()
+    }
+
+    /// Takes up connections exported before a restart.
+    pub fn import(&mut self, open: Vec<(Key, Conn)>) {
+        self.open.extend(open);
     }
 
     fn judge_oldest(&mut self) -> Vec<pb::Event> {

@@ -3,7 +3,7 @@
 //! uplink; remembers how far each log was read, so a restart neither loses nor repeats lines.
 //! A file is either a syslog-style Postfix log or a container log in the CRI format.
 
-use super::connections::ConnectionTracker;
+use super::connections::{Conn, ConnectionTracker, Key as OpenKey};
 use super::cri::CriJoiner;
 use super::log_follower::LogFollower;
 use super::postfix::{parse_line_in, Line, Parsed};
@@ -15,6 +15,7 @@ use mxrep_common::lock::MutexExt as _;
 use mxrep_common::telemetry::instruments::kv;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,18 +44,61 @@ pub struct Pump {
     positions: Arc<Mutex<BTreeMap<PathBuf, Position>>>,
     /// Paths followed now.
     followed: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Connections open in each log when the agent last stopped (taken up by its follower), and
+    /// those open now that it stops.
+    open_connections: Arc<Mutex<OpenConnections>>,
+    /// Set when the agent stops: followers read no further.
+    stopping: Arc<AtomicBool>,
+    /// Followers still running.
+    active: Arc<AtomicUsize>,
+}
+
+/// Connections open per followed log.
+type OpenConnections = BTreeMap<PathBuf, Vec<(OpenKey, Conn)>>;
+
+/// Counts a follower as running until dropped.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn new(active: &Arc<AtomicUsize>) -> Self {
+        active.fetch_add(1, Ordering::SeqCst);
+        Self(active.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Pump {
     pub fn new(state: &StateDir, uplink: &Uplink, tz: &LogTimezone, host: &str) -> Self {
         Self {
             positions: Arc::new(Mutex::new(state.positions())),
+            open_connections: Arc::new(Mutex::new(state.take_open_connections())),
             state: state.clone(),
             uplink: uplink.clone(),
             tz: tz.clone(),
             host: host.to_string(),
             followed: Arc::default(),
+            stopping: Arc::default(),
+            active: Arc::default(),
         }
+    }
+
+    /// Stops reading: every follower ends after the lines it is handling (their verdicts are
+    /// pushed, their position saved). Waits for that up to `limit`; false if one did not end.
+    pub async fn stop(&self, limit: Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + limit;
+        while self.active.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
     }
 
     /// Is `path` followed now?
@@ -72,19 +116,32 @@ impl Pump {
         // A position no file has: the file is read whole.
         let saved = saved.or(from_start.then(Position::default));
         let f = LogFollower::new(path, saved);
-        tokio::spawn(self.clone().run(f, format));
+        let running = Running::new(&self.active);
+        tokio::spawn(self.clone().run(f, format, running));
     }
 
-    async fn run(self, mut f: LogFollower, format: FileFormat) {
+    async fn run(self, mut f: LogFollower, format: FileFormat, _running: Running) {
         let mut not_understood = 0u64;
         let mut shapes = HashSet::new();
         let mut connections = ConnectionTracker::default();
+        if let Some(open) = self.open_connections.locked().remove(f.path()) {
+            connections.import(open);
+        }
         let mut cri = CriJoiner::default();
         let mut missing_since: Option<Instant> = None;
         let mut skew = StampSkew::default();
         // The first read after opening is a catch-up: its old stamps are old, not skewed.
         let mut live = false;
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                // Connections half read are kept for the next run, which reads the rest.
+                let mut open = self.open_connections.locked();
+                open.insert(f.path().to_path_buf(), connections.export());
+                if let Err(e) = self.state.save_open_connections(&open) {
+                    tracing::warn!("cannot save the open connections: {e}");
+                }
+                return;
+            }
             let before = f.position();
             let now = chrono::Utc::now();
             for e in connections.expire(now.timestamp_millis()) {

@@ -20,7 +20,7 @@ mod stream;
 
 use lane::Lane;
 use mxrep_proto::v1 as pb;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,6 +107,23 @@ impl Uplink {
 
     pub fn stats(&self) -> &UplinkStats {
         &self.stats
+    }
+
+    /// Waits until every event pushed so far is acknowledged, refused or dropped, up to `limit`;
+    /// returns how many were still outstanding (0: all accounted for).
+    pub async fn drain(&self, limit: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let s = &self.stats;
+            let done = s.acked.load(Ordering::SeqCst)
+                + s.refused.load(Ordering::SeqCst)
+                + s.dropped.load(Ordering::SeqCst);
+            let outstanding = s.pushed.load(Ordering::SeqCst).saturating_sub(done);
+            if outstanding == 0 || tokio::time::Instant::now() >= deadline {
+                return outstanding;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Events waiting to be sent (not counting those on the wire).

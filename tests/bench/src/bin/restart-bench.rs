@@ -5,7 +5,7 @@
 //!
 //! `cargo build --release --workspace --bins && ./target/release/restart-bench`
 //! Options: `--addresses N` (default 1,000,000), `--bans N` (default 100,000), `--restarts N`
-//! (default 2).
+//! (default 2), `--snapshot-every N` (Raft entries, default 10,000).
 //!
 //! A one-node cluster (every node of a bigger one loads and replays the same way). Addresses
 //! arrive as delivering connections through the agents' API, 500 a batch; bans through the admin
@@ -29,6 +29,10 @@ struct Opts {
     /// Restarts measured.
     #[arg(long, default_value_t = 2)]
     restarts: usize,
+    /// Raft entries between snapshots (the node's default is 10,000); a large value leaves the
+    /// whole history in the log, replayed at restart.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_every: u64,
 }
 
 const LIMIT: Duration = Duration::from_secs(600);
@@ -150,9 +154,14 @@ fn main() {
         addresses,
         bans,
         restarts,
+        snapshot_every,
     } = clap::Parser::parse();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
+    let tuning = Tuning {
+        snapshot_logs_since_last: snapshot_every,
+        ..Tuning::default()
+    };
+    let mut node = NodeProc::new(dir.path(), 1, None, &tuning);
     node.peers = Some(format!("1={}", node.peer));
     node.start();
     wait_until(LIMIT, "the node to lead", || {
