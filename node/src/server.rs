@@ -253,8 +253,16 @@ pub async fn run(
     tokio::spawn(tick_while_leader(cluster.clone(), cfg.raft.tick()));
     tokio::spawn(say_when_serving(cluster.clone(), cfg.clone()));
 
-    shutdown.await;
-    tracing::info!("stopping");
+    // A Raft core that stopped on a storage failure (a full or failing disk) cannot recover in
+    // this process: the node exits with an error, so its supervisor starts it again once fixed.
+    let failure = tokio::select! {
+        _ = shutdown => None,
+        f = raft_failure(&cluster) => Some(f),
+    };
+    match &failure {
+        None => tracing::info!("stopping"),
+        Some(f) => tracing::error!("the Raft core stopped: {f}; stopping"),
+    }
     stop.fire();
     let _ = raft.shutdown().await;
     let (peer_abort, api_abort) = (peer_server.abort_handle(), api_server.abort_handle());
@@ -269,8 +277,27 @@ pub async fn run(
     }
     db.flush_async().await.ok();
     drop(lock);
+    if let Some(f) = failure {
+        anyhow::bail!(
+            "the Raft core stopped: {f} (is the data dir {} full or failing?); start the node again once it is fixed",
+            cfg.data_dir.display()
+        );
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves with the reason when this node's Raft core stops by itself (never on a healthy node).
+async fn raft_failure(cluster: &Cluster) -> String {
+    let mut m = cluster.raft.metrics();
+    loop {
+        if let Err(fatal) = &m.borrow_and_update().running_state {
+            return fatal.to_string();
+        }
+        if m.changed().await.is_err() {
+            return "the Raft core ended".into();
+        }
+    }
 }
 
 /// Logs one line once the node serves with a known leader: what an operator waits for.

@@ -13,6 +13,7 @@
 //! - [`agent_proc`]: one `mxrep-agent` on this host's network, for the tests of its sources;
 //! - [`dns`]: rbldnsd serving list zones, and `dig`;
 //! - [`events`]: connection verdicts and batches sent straight to a node's `Agent` service;
+//! - [`faults`]: a data dir on a tmpfs that can be filled, an agent stopped as a rollout does;
 //! - [`netns`]: network namespaces, veth links, TCP reachability, daemons started by tests;
 //! - [`policy`]: the agent's policy service driven one RCPT request at a time;
 //! - [`postfix`]: one real Postfix instance in a namespace;
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod ctl;
 pub mod dns;
 pub mod events;
+pub mod faults;
 pub mod mix;
 pub mod netns;
 pub mod nft_witness;

@@ -151,6 +151,18 @@ impl NodeProc {
     }
 
     /// The process id while running.
+    /// Has the process exited by itself? (If so it counts as stopped: `start` may follow.)
+    pub fn exited(&mut self) -> bool {
+        let gone = self
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        if gone {
+            self.child = None;
+        }
+        gone
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
