@@ -271,6 +271,22 @@ pub fn covers(key: &str, addr: &str) -> bool {
     }
 }
 
+/// Five connections from `addr` on `host`, each refused a recipient (550, unknown user) and
+/// delivering nothing, as Postfix logs them with `stamp`: enough for a ban. The last
+/// `disconnect` line is the decisive one (it closes the fifth bad connection).
+pub fn refused_connections(addr: &str, host: &str, stamp: &str) -> String {
+    (0..5)
+        .map(|i| {
+            let p = format!("{stamp} {host} postfix/smtpd[{}]:", 1000 + i);
+            format!(
+                "{p} connect from unknown[{addr}]\n\
+                 {p} NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@{host}.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@{host}.test> proto=ESMTP helo=<spam.test>\n\
+                 {p} disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4\n"
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,17 @@ impl NodeProc {
         Self::with_addrs(root, id, api, peer, peers, tuning)
     }
 
+    /// Node 1 of a one-node cluster under `root`, started, once it leads.
+    pub fn single(root: &Path) -> Self {
+        let mut node = Self::new(root, 1, None, &Tuning::default());
+        node.peers = Some(format!("1={}", node.peer));
+        node.start();
+        crate::wait_until(Duration::from_secs(60), "the node to lead", || {
+            node.status()?["leader_id"].as_u64()
+        });
+        node
+    }
+
     pub fn with_addrs(
         root: &Path,
         id: u64,

@@ -47,12 +47,7 @@ fn write_connections(log: &std::path::Path, stop: &AtomicBool, written: &AtomicU
 fn an_agent_restarted_under_a_growing_log_counts_every_connection_once() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = NodeProc::new(dir.path(), 1, None, &Tuning::default());
-    node.peers = Some(format!("1={}", node.peer));
-    node.start();
-    wait_until(LIMIT, "the node to lead", || {
-        node.status()?["leader_id"].as_u64()
-    });
+    let node = NodeProc::single(dir.path());
     // Delivered mail only: no rule may ban these senders.
     let log = dir.path().join("maillog");
     std::fs::write(&log, "").unwrap();

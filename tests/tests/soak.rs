@@ -65,18 +65,10 @@ fn good_traffic(
 
 /// Five refused connections from `addr` on `host`'s log: enough for a ban.
 fn spam(log: &std::path::Path, host: &str, addr: &str) {
-    let t = stamp();
-    let text: String = (0..5)
-        .map(|i| {
-            let p = format!("{t} {host} postfix/smtpd[{}]:", 1000 + i);
-            format!(
-                "{p} connect from unknown[{addr}]\n\
-                 {p} NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@{host}.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@{host}.test> proto=ESMTP helo=<spam.test>\n\
-                 {p} disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4\n"
-            )
-        })
-        .collect();
-    append(log, &text);
+    append(
+        log,
+        &mxrep_tests::mix::refused_connections(addr, host, &stamp()),
+    );
 }
 
 /// The leader's drop bans (prefix → expiry), asked of the leader itself.

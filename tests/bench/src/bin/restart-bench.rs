@@ -14,6 +14,7 @@
 
 use mxrep_proto::v1 as pb;
 use mxrep_tests::events::{accepted, now_ms};
+use mxrep_tests::faults::rss_bytes;
 use mxrep_tests::{wait_until, NodeProc, Tuning};
 use std::time::{Duration, Instant};
 
@@ -137,16 +138,6 @@ async fn ban_one(api: &str, prefix: &str) {
         })
         .await
         .expect("ban after restart");
-}
-
-/// The process's resident memory, from /proc.
-fn rss_bytes(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
 }
 
 fn main() {

@@ -20,20 +20,9 @@ pub fn append(path: &std::path::Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// Five connections from `addr`, each refused a recipient and delivering nothing: the last
-/// `disconnect` line is the decisive one (it closes the fifth bad connection).
+/// Five refused connections from `addr` on `host`, stamped now: the last line decides a ban.
 pub fn rejects(addr: &str, host: &str) -> String {
-    let t = stamp();
-    (0..5)
-        .map(|i| {
-            let p = format!("{t} {host} postfix/smtpd[{}]:", 1000 + i);
-            format!(
-                "{p} connect from unknown[{addr}]\n\
-                 {p} NOQUEUE: reject: RCPT from unknown[{addr}]: 550 5.1.1 <nobody{i}@{host}.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<nobody{i}@{host}.test> proto=ESMTP helo=<spam.test>\n\
-                 {p} disconnect from unknown[{addr}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4\n"
-            )
-        })
-        .collect()
+    mxrep_tests::mix::refused_connections(addr, host, &stamp())
 }
 
 pub fn in_kernel(ns: &str, addr: &str) -> bool {
