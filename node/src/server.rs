@@ -250,6 +250,10 @@ pub async fn run(
             size,
         ));
     }
+    tokio::spawn(crate::raft::election_gate::gate_elections(
+        cluster.clone(),
+        network.channels.clone(),
+    ));
     tokio::spawn(tick_while_leader(cluster.clone(), cfg.raft.tick()));
     tokio::spawn(say_when_serving(cluster.clone(), cfg.clone()));
 

@@ -101,6 +101,8 @@ struct Record {
     committed: BTreeMap<String, i64>,
     /// Heal → all kernels hold the leader's list, per fault kind.
     converged: Vec<(&'static str, Duration)>,
+    /// Heal → one leader named by every node (and its list read), per fault.
+    leader_known: Vec<Duration>,
     /// RSS samples per process (label, pid).
     rss: BTreeMap<(String, u32), Vec<u64>>,
 }
@@ -129,6 +131,7 @@ impl Record {
             })
             .into_keys()
             .collect();
+        self.leader_known.push(healed.elapsed());
         wait_until(
             Duration::from_secs(30),
             "every MX host to hold the leader's bans",
@@ -216,6 +219,16 @@ fn faults_under_mixed_traffic_lose_no_ban_and_no_count() {
 
     let mut rec = Record::default();
     let mut kinds = ["node killed", "link down", "agent restarted", "disk full"];
+    // MXREP_SOAK_FAULTS="link down" (comma-separated) soaks under some kinds only.
+    if let Ok(only) = std::env::var("MXREP_SOAK_FAULTS") {
+        let only: &'static str = Box::leak(only.into_boxed_str());
+        let only: Vec<&'static str> = only.split(',').map(str::trim).collect();
+        for k in kinds.iter_mut() {
+            if !only.contains(k) {
+                *k = only[0];
+            }
+        }
+    }
     let started = Instant::now();
     let mut rng = seed;
     let mut round = 0usize;
@@ -290,8 +303,9 @@ fn faults_under_mixed_traffic_lose_no_ban_and_no_count() {
         rec.check_converged(&bed, kind, healed);
         rec.check_nothing_lost(&bed);
         eprintln!(
-            "  {:>4} s  {kind:<16} converged in {:>5} ms",
+            "  {:>4} s  {kind:<16} leader named after {:>5} ms, converged in {:>5} ms",
             started.elapsed().as_secs(),
+            rec.leader_known.last().unwrap().as_millis(),
             rec.converged.last().unwrap().1.as_millis()
         );
         round += 1;

@@ -37,7 +37,7 @@ pub async fn initialize_when_ready(
                 nodes.insert(pid, own.clone());
                 continue;
             }
-            match hello(&channels, id, addr).await {
+            match hello(&channels, id, addr, Duration::from_secs(1)).await {
                 Ok(r) if r.id != pid => {
                     tracing::error!(
                         "peer at {addr} says it is node {}, but --peers names it node {pid}",
@@ -80,13 +80,15 @@ pub async fn initialize_when_ready(
     }
 }
 
+/// Asks the node at `addr` (peer port) for `Hello`, waiting at most `within`.
 pub(crate) async fn hello(
     channels: &PeerChannels,
     from_id: NodeId,
     addr: &str,
+    within: Duration,
 ) -> Result<mxrep_proto::v1::HelloResponse, String> {
     let mut c = channels.client(addr).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(Duration::from_secs(1), c.hello(HelloRequest { from_id })).await {
+    match tokio::time::timeout(within, c.hello(HelloRequest { from_id })).await {
         Err(_) => Err("timeout".into()),
         Ok(Err(s)) => Err(s.message().to_string()),
         Ok(Ok(r)) => Ok(r.into_inner()),

@@ -13,6 +13,7 @@ pub mod ban_feed;
 pub mod bootstrap;
 pub mod cluster;
 pub mod codec;
+pub mod election_gate;
 pub mod greylist_feed;
 pub mod join;
 pub mod log_store;

@@ -64,7 +64,14 @@ pub async fn remove_departed(cluster: Cluster, channels: PeerChannels, size: u64
         let mut answered = BTreeMap::new();
         for (id, (node, _)) in cluster.members() {
             if id > size {
-                let ok = hello(&channels, cluster.id, &node.peer_addr).await.is_ok();
+                let ok = hello(
+                    &channels,
+                    cluster.id,
+                    &node.peer_addr,
+                    Duration::from_secs(1),
+                )
+                .await
+                .is_ok();
                 answered.insert(id, ok);
             }
         }
