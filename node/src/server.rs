@@ -95,6 +95,9 @@ pub struct Listeners {
     pub health: Option<TcpListener>,
 }
 
+/// Streams reset before the peer server accepted them that one connection may have pending.
+const PEER_RESET_STREAMS: usize = 4096;
+
 /// Runs a node on the given listeners, holding its data dir's `lock`, until `shutdown`
 /// resolves.
 pub async fn run(
@@ -166,7 +169,12 @@ pub async fn run(
         api_addr: own.api_addr.clone(),
         peer_addr: own.peer_addr.clone(),
     };
+    // Raft gives up on an AppendEntries after one heartbeat interval (50 ms), resetting its
+    // stream; on a busy node those resets passed h2's guard against reset floods (20 pending)
+    // and the connection was torn down with every call on it, hellos included. Only nodes reach
+    // this port (mTLS role check), so the guard is set far above what Raft's timeouts produce.
     let peer_router = tonic::transport::Server::builder()
+        .http2_max_pending_accept_reset_streams(Some(PEER_RESET_STREAMS))
         .layer(RoleLayer {
             port: Port::Peer,
             enforce: cfg.tls.is_some(),
@@ -279,7 +287,7 @@ pub async fn run(
         peer_abort.abort();
         api_abort.abort();
     }
-    db.flush_async().await.ok();
+    crate::raft::log_store::flush(&db).await.ok();
     drop(lock);
     if let Some(f) = failure {
         anyhow::bail!(

@@ -39,6 +39,21 @@ fn write_err(e: impl std::fmt::Display) -> StorageError {
     io_err(ErrorSubject::Logs, ErrorVerb::Write, e)
 }
 
+/// Longest a flush (fsync) may take before the storage counts as failed.
+pub const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Flushes `db` to disk, or fails: a flush that has not completed within [`FLUSH_LIMIT`] (a full
+/// or failing disk can leave it pending) is an error, so the Raft core stops and the node exits
+/// for its supervisor to restart, instead of hanging with its streams open.
+pub async fn flush(db: &sled::Db) -> Result<(), std::io::Error> {
+    match tokio::time::timeout(FLUSH_LIMIT, db.flush_async()).await {
+        Ok(r) => r.map(|_| ()).map_err(std::io::Error::other),
+        Err(_) => Err(std::io::Error::other(format!(
+            "a flush of the data dir did not complete within {FLUSH_LIMIT:?} (disk full or failing?)"
+        ))),
+    }
+}
+
 impl SledLogStore {
     pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
         Ok(Self {
@@ -65,7 +80,7 @@ impl SledLogStore {
     async fn put_meta<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         let bytes = codec::encode(value).map_err(write_err)?;
         self.meta.insert(key, bytes).map_err(write_err)?;
-        self.db.flush_async().await.map_err(write_err)?;
+        flush(&self.db).await.map_err(write_err)?;
         Ok(())
     }
 
@@ -158,12 +173,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         }
         self.logs.apply_batch(batch).map_err(write_err)?;
         let started = std::time::Instant::now();
-        let flushed = self
-            .db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(std::io::Error::other);
+        let flushed = flush(&self.db).await;
         crate::metrics::node()
             .fsync_duration
             .record(started.elapsed().as_secs_f64(), &[]);
@@ -178,7 +188,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
             batch.remove(k);
         }
         self.logs.apply_batch(batch).map_err(write_err)?;
-        self.db.flush_async().await.map_err(write_err)?;
+        flush(&self.db).await.map_err(write_err)?;
         Ok(())
     }
 

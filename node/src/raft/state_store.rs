@@ -145,8 +145,7 @@ impl StateMachineStore {
         self.snapshots
             .insert(CURRENT_SNAPSHOT, bytes)
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        self.db
-            .flush_async()
+        super::log_store::flush(&self.db)
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         Ok(())
