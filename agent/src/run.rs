@@ -121,7 +121,16 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         tracing::warn!("a log follower did not stop within 2 s");
     }
     match uplink.drain(DRAIN_LIMIT).await {
-        0 => tracing::info!("every verdict read was acknowledged by the cluster"),
+        0 => {
+            let s = uplink.stats();
+            tracing::info!(
+                "every verdict read was acknowledged by the cluster ({} read, {} acknowledged, {} refused, {} dropped)",
+                s.pushed.load(Ordering::Relaxed),
+                s.acked.load(Ordering::Relaxed),
+                s.refused.load(Ordering::Relaxed),
+                s.dropped.load(Ordering::Relaxed),
+            )
+        }
         n => tracing::warn!(
             "{n} verdicts not acknowledged after {DRAIN_LIMIT:?} (is the cluster reachable?); they are lost"
         ),

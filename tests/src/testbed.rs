@@ -9,7 +9,7 @@
 use crate::netns::{route, sh, Daemon, Lab};
 pub use crate::postfix::Postfix;
 use crate::{bin, ctl_json_in, wait_until, NodeProc, Tuning};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -376,6 +376,17 @@ impl Drop for Testbed {
                     for l in tail.iter().rev() {
                         eprintln!("{l}");
                     }
+                }
+                // MXREP_KEEP_LOGS=DIR keeps each agent's whole log and the mail log it followed.
+                if let Some(dir) = std::env::var_os("MXREP_KEEP_LOGS") {
+                    let dir = Path::new(&dir);
+                    let _ = std::fs::create_dir_all(dir)
+                        .and_then(|_| {
+                            std::fs::write(dir.join(format!("agent-{}.log", m.name)), &log)
+                        })
+                        .and_then(|_| {
+                            std::fs::copy(&m.log, dir.join(format!("mail-{}.log", m.name)))
+                        });
                 }
             }
         }

@@ -2,7 +2,8 @@
 //! log grows loses and repeats nothing: on the way out it reads no further, keeps the connections
 //! it saw half of, and waits until the cluster acknowledged every verdict; the next run goes on
 //! from the saved position with those connections. The cluster's count of delivered messages
-//! equals, exactly, the connections written.
+//! equals, exactly, the connections written — also when the first run stopped before it read a
+//! single line.
 
 use mxrep_tests::*;
 use std::io::Write;
@@ -69,10 +70,13 @@ fn an_agent_restarted_under_a_growing_log_counts_every_connection_once() {
             })
             .sum::<Option<u64>>()
     };
-    let mut agent = start();
-    // One connection first, counted: the agent follows the log from here on.
+    // An agent stopped before it read a line: the next run starts where this one began (the
+    // log's end then), so a connection written while no agent runs is read.
+    let (exited, text) = start().stop(Duration::from_secs(15));
+    assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
     let (stop, written) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)));
     write_connections(&log, &stop, &written);
+    let mut agent = start();
     wait_until(LIMIT, "the first connection counted", || {
         (counted()? == 1).then_some(())
     });

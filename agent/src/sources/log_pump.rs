@@ -101,6 +101,15 @@ impl Pump {
         true
     }
 
+    /// Remembers in the state dir how far `f` was read.
+    fn save_position(&self, f: &LogFollower) {
+        let mut p = self.positions.locked();
+        p.insert(f.path().to_path_buf(), f.position());
+        if let Err(e) = self.state.save_positions(&p) {
+            tracing::warn!("cannot save log positions: {e}");
+        }
+    }
+
     /// Is `path` followed now?
     pub fn follows(&self, path: &Path) -> bool {
         self.followed.locked().contains(path)
@@ -132,6 +141,10 @@ impl Pump {
         let mut skew = StampSkew::default();
         // The first read after opening is a catch-up: its old stamps are old, not skewed.
         let mut live = false;
+        // Where following starts is saved at once: a file followed from its end and an agent
+        // stopped before its first line would otherwise start from the (newer) end again and
+        // never read the lines written while it was down.
+        self.save_position(&f);
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 // Connections half read are kept for the next run, which reads the rest.
@@ -213,11 +226,7 @@ impl Pump {
                 }
             }
             if f.position() != before {
-                let mut p = self.positions.locked();
-                p.insert(f.path().to_path_buf(), f.position());
-                if let Err(e) = self.state.save_positions(&p) {
-                    tracing::warn!("cannot save log positions: {e}");
-                }
+                self.save_position(&f);
             }
             if format == FileFormat::Cri && f.path().exists() {
                 missing_since = None;
