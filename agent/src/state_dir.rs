@@ -1,5 +1,6 @@
 //! What the agent remembers across restarts, in `--state-dir`: the position reached in each
-//! followed log (inode and offset), the connections open in it at a stop, the journal cursor, and
+//! followed log (inode and offset), the connections open in it at a stop, the journal cursor (and
+//! the first start's moment, while no cursor exists), and
 //! the ban-list version it holds. Files are replaced
 //! atomically (write, then rename), so a crash leaves the old or the new state, never half.
 
@@ -61,6 +62,16 @@ impl StateDir {
 
     pub fn save_journal_cursor(&self, cursor: &str) -> std::io::Result<()> {
         self.store("journal-cursor.json", &cursor)
+    }
+
+    /// Where the journal is read from while no cursor is saved (Unix seconds): the first start's
+    /// moment, kept so that a run stopped before its first entry does not move it on.
+    pub fn journal_since(&self) -> Option<i64> {
+        self.load("journal-since.json")
+    }
+
+    pub fn save_journal_since(&self, unix_secs: i64) -> std::io::Result<()> {
+        self.store("journal-since.json", &unix_secs)
     }
 
     /// Connections open in each followed log when the agent stopped, taken once: the next run

@@ -1,8 +1,8 @@
 //! The systemd journal as the agent's source, on real journal files: entries are written in the
 //! journal export format and turned into journal files by `systemd-journal-remote` (as a host's
-//! journald would write them), and the agent follows the directory with `journalctl`. From now on
-//! a first start; after a restart, from its saved cursor — nothing lost, nothing counted twice —
-//! and on into a new journal file.
+//! journald would write them), and the agent follows the directory with `journalctl`. From its
+//! first start on (also when that run stopped before any entry); after a restart, from its saved
+//! cursor — nothing lost, nothing counted twice — and on into a new journal file.
 
 use mxrep_tests::netns::tool_available;
 use mxrep_tests::*;
@@ -79,7 +79,28 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     // History from before the agent's first start is not counted.
     journal_connection(&journal, "a.journal", addr, 100, 60);
 
+    // A first run stopped before any entry came: the next run still reads from this run's
+    // start, so a connection logged while no agent ran is counted.
+    let zeroth = agent(dir.path(), &node.api, &journal);
+    wait_until(LIMIT, "the agent to follow the journal", || {
+        zeroth
+            .log_text()
+            .contains("following the journal")
+            .then_some(())
+    });
+    let (exited, text) = zeroth.stop(Duration::from_secs(15));
+    assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
+    let logged_at = chrono::Utc::now().timestamp();
+    journal_connection(&journal, "a.journal", addr, 150, 0);
+    // The next run starts in a later second than that entry (a start moment is whole seconds).
+    wait_until(LIMIT, "the next second", || {
+        (chrono::Utc::now().timestamp() > logged_at).then_some(())
+    });
+
     let first = agent(dir.path(), &node.api, &journal);
+    wait_until(LIMIT, "the message logged while no agent ran", || {
+        (accepted_messages(&node.api, addr)? == 1).then_some(())
+    });
     wait_until(LIMIT, "the agent to follow the journal", || {
         first
             .log_text()
@@ -88,8 +109,8 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     });
     journal_connection(&journal, "a.journal", addr, 201, 0);
     journal_connection(&journal, "a.journal", addr, 202, 0);
-    wait_until(LIMIT, "two messages from the journal", || {
-        (accepted_messages(&node.api, addr)? == 2).then_some(())
+    wait_until(LIMIT, "two more messages from the journal", || {
+        (accepted_messages(&node.api, addr)? == 3).then_some(())
     });
     wait_until(LIMIT, "the cursor saved", || {
         state.join("journal-cursor.json").exists().then_some(())
@@ -101,12 +122,12 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     journal_connection(&journal, "b.journal", addr, 302, 0);
     let second = agent(dir.path(), &node.api, &journal);
     wait_until(LIMIT, "the two written meanwhile", || {
-        (accepted_messages(&node.api, addr)? == 4).then_some(())
+        (accepted_messages(&node.api, addr)? == 5).then_some(())
     });
     assert!(second.log_text().contains("from the saved cursor"));
     journal_connection(&journal, "b.journal", addr, 401, 0);
     wait_until(LIMIT, "one more, in the new file", || {
-        (accepted_messages(&node.api, addr)? == 5).then_some(())
+        (accepted_messages(&node.api, addr)? == 6).then_some(())
     });
     // Exactly once: a later marker from another sender is counted after anything read twice
     // would have been, and the count has not moved.
@@ -114,7 +135,7 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     wait_until(LIMIT, "the marker counted", || {
         (accepted_messages(&node.api, "198.51.100.91")? == 1).then_some(())
     });
-    assert_eq!(accepted_messages(&node.api, addr), Some(5));
+    assert_eq!(accepted_messages(&node.api, addr), Some(6));
     // How the journal rows of tests/fixtures/source-forms.tsv were captured: the entries as
     // journalctl reads them back from systemd-journal-remote's files.
     if let Ok(to) = std::env::var("MXREP_CAPTURE_DIR") {

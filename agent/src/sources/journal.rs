@@ -1,7 +1,8 @@
 //! The systemd journal: where Debian 12 and most current distributions have Postfix log, with no
 //! mail.log at all. The agent runs `journalctl --follow --output=json` on Postfix's identifiers
 //! (or the matches given), from the saved cursor after a restart (neither losing nor repeating
-//! entries) or from the agent's start on a first start; journalctl follows the journal across rotation. Each
+//! entries) or from the agent's first start (kept until a cursor exists); journalctl follows the
+//! journal across rotation. Each
 //! entry becomes a line for the Postfix parser, stamped with the journal's own UTC time.
 
 use super::connections::ConnectionTracker;
@@ -74,7 +75,15 @@ pub fn entry_line(json: &str, default_host: &str) -> Option<(String, String)> {
 /// Follows the journal forever, restarting journalctl if it ends.
 pub async fn follow(cfg: JournalConfig, state: StateDir, uplink: Uplink, tz: LogTimezone) {
     let mut connections = ConnectionTracker::default();
-    let started = chrono::Utc::now();
+    // The first start's moment, kept until a cursor exists: a run stopped before its first entry
+    // must not move it on, or what was logged while no agent ran would be skipped.
+    let started = state.journal_since().unwrap_or_else(|| {
+        let now = chrono::Utc::now().timestamp();
+        if let Err(e) = state.save_journal_since(now) {
+            tracing::warn!("cannot save where the journal is read from: {e}");
+        }
+        now
+    });
     loop {
         if let Err(e) = session(&cfg, &state, &uplink, &tz, &mut connections, started).await {
             tracing::warn!("journal: {e:#}; starting journalctl again in 1 s");
@@ -89,7 +98,7 @@ async fn session(
     uplink: &Uplink,
     tz: &LogTimezone,
     connections: &mut ConnectionTracker,
-    started: chrono::DateTime<chrono::Utc>,
+    started: i64,
 ) -> anyhow::Result<()> {
     let mut cursor = state.journal_cursor();
     let mut cmd = tokio::process::Command::new("journalctl");
@@ -100,7 +109,7 @@ async fn session(
     if cursor.is_empty() {
         // First start: from the moment the agent started (history is not replayed), a boundary
         // that does not depend on when journalctl reaches the journal's end.
-        cmd.arg(format!("--since=@{}", started.timestamp()));
+        cmd.arg(format!("--since=@{started}"));
     } else {
         cmd.arg(format!("--after-cursor={cursor}"));
     }
