@@ -178,8 +178,11 @@ impl NodeProc {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Started and not exited: a node that exited by itself (a zombie until reaped) is not.
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.child
+            .as_ref()
+            .is_some_and(|c| !exited_unreaped(c.id()))
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
@@ -263,4 +266,17 @@ pub fn tls_config(pki: &Path) -> String {
         "tls_ca = \"{0}/ca.pem\"\ntls_cert = \"{0}/node.pem\"\ntls_key = \"{0}/node-key.pem\"\n",
         pki.display()
     )
+}
+
+/// Has child `pid` exited without being reaped yet (state `Z` in `/proc/PID/stat`)?
+fn exited_unreaped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // "PID (COMM) STATE …": COMM may hold spaces and parentheses; the state follows the
+            // last ')'.
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|st| st == "Z")
+        })
+        .unwrap_or(true)
 }

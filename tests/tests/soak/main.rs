@@ -113,6 +113,14 @@ fn faults_under_mixed_traffic_lose_no_ban_and_no_count() {
                 kinds.swap(i, (rng >> 33) as usize % (i + 1));
             }
         }
+        // As a supervisor would: a node that exited by itself is started again. A node whose
+        // disk was filled may go on for a while and fail only later (a snapshot written then).
+        for node in bed.nodes.iter_mut() {
+            if node.exited() {
+                eprintln!("  node {} had exited by itself: started again", node.id);
+                node.start();
+            }
+        }
         let kind = kinds[round % kinds.len()];
         let target = (rng >> 40) as usize % 3;
         rec.sample_memory(&bed);
