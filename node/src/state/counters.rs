@@ -120,7 +120,9 @@ fn mark(side: &mut BTreeMap<IpAddr, u32>, member: IpAddr, t: u32) {
     let e = side.entry(member).or_insert(t);
     *e = (*e).max(t);
     while side.len() > MEMBER_CAP {
-        let oldest = side.iter().min_by_key(|(a, t)| (**t, **a)).map(|(a, _)| *a);
+        // The oldest, the lowest address among equals: members iterate in address order and
+        // `min_by_key` keeps the first of equal minima.
+        let oldest = side.iter().min_by_key(|(_, t)| **t).map(|(a, _)| *a);
         match oldest {
             Some(a) => side.remove(&a),
             None => break,

@@ -210,14 +210,21 @@ impl ReputationState {
         lifecycle::covering(&self.bans, addr)
     }
 
-    /// Is `key` equal to, or inside, a ban that drops? One lookup per possible supernet.
+    /// Is `key` equal to, or inside, a ban that drops? One lookup per possible supernet, the
+    /// narrowest first (a key re-decided is most often banned itself).
     pub fn is_banned_within(&self, key: &IpNet) -> bool {
-        (0..=key.prefix_len()).any(|len| {
+        (0..=key.prefix_len()).rev().any(|len| {
             IpNet::new(key.addr(), len)
                 .ok()
                 .and_then(|n| self.bans.get(&n.trunc()))
                 .is_some_and(Ban::drops)
         })
+    }
+
+    /// Is `key` itself banned with a drop? One lookup: what keeps a key already banned from being
+    /// judged again on every entry that touches it.
+    pub fn is_dropped(&self, key: &IpNet) -> bool {
+        self.bans.get(key).is_some_and(Ban::drops)
     }
 
     /// Is `key` inside an allowlisted prefix?

@@ -45,16 +45,20 @@ impl ReputationState {
             touched_addrs.insert(o.addr);
             let dnswl = self.dnsbl.allowlisted(o.addr, now);
             if o.bad > 0 || o.delivered > 0 || dnswl || self.is_name_allowed(o.addr) {
-                touched_prefixes.extend(self.count_prefixes(o, bit, at));
+                self.count_prefixes(o, bit, at, &mut touched_prefixes);
             }
         }
+        // A key banned already would be refused by `decide`: it is not judged (and its decision
+        // text not written) again.
         let mut decisions: Vec<Decision> = touched_addrs
             .into_iter()
+            .filter(|a| !self.is_dropped(&IpNet::from(*a)))
             .filter_map(|a| rules::address::decide(self, a, now))
             .collect();
         decisions.extend(
             touched_prefixes
                 .into_iter()
+                .filter(|p| !self.is_dropped(p))
                 .filter_map(|p| rules::prefix::decide(self, p, now)),
         );
         decisions
@@ -105,17 +109,25 @@ impl ReputationState {
         }
     }
 
-    /// Marks the verdict in the address's prefix at every level; returns the prefixes marked.
-    fn count_prefixes(&mut self, o: &Observation, bit: u64, at: u32) -> Vec<IpNet> {
-        let ca = &self.policy.changing_addresses;
+    /// Marks the verdict in the address's prefix at every level; adds the prefixes marked to
+    /// `touched`.
+    fn count_prefixes(
+        &mut self,
+        o: &Observation,
+        bit: u64,
+        at: u32,
+        touched: &mut BTreeSet<IpNet>,
+    ) {
         let v6 = o.addr.is_ipv6();
-        let first = ca.levels(v6).next().unwrap_or(if v6 { 64 } else { 24 });
-        let levels: Vec<u8> = ca.levels(v6).collect();
+        let first = self.policy.changing_addresses.first_len(v6);
         let now = self.now_secs();
         let good =
             o.delivered > 0 || self.is_name_allowed(o.addr) || self.dnsbl.allowlisted(o.addr, now);
-        let mut out = Vec::with_capacity(levels.len());
-        for len in levels {
+        for i in 0.. {
+            // By index: the policy is read while the prefixes are written.
+            let Some(len) = self.policy.changing_addresses.levels(v6).nth(i) else {
+                break;
+            };
             let key = truncate(o.addr, len);
             let member: IpAddr = member_of(o.addr, len, first);
             let ps = self.prefixes.entry(key).or_default();
@@ -126,9 +138,8 @@ impl ReputationState {
             if o.bad > 0 {
                 ps.mark_bad(member, at);
             }
-            out.push(key);
+            touched.insert(key);
         }
-        out
     }
 }
 

@@ -83,6 +83,15 @@ impl Default for ChangingAddresses {
 }
 
 impl ChangingAddresses {
+    /// The narrowest level: the prefix length whose members are addresses.
+    pub fn first_len(&self, v6: bool) -> u8 {
+        if v6 {
+            self.ipv6_prefix_len
+        } else {
+            self.ipv4_prefix_len
+        }
+    }
+
     /// Every prefix length counted for `v6` (or IPv4), narrowest first.
     pub fn levels(&self, v6: bool) -> impl Iterator<Item = u8> + '_ {
         let (first, wider) = if v6 {

@@ -4,7 +4,7 @@
 //! /56, /48 by default) is weighed alike, its members being the narrowest prefixes inside it.
 
 use super::{human, Assessment, Decision};
-use crate::state::counters::CounterName;
+use crate::state::counters::{CounterName, PrefixStats};
 use crate::state::{BanAction, Evidence, ReputationState};
 use ipnet::IpNet;
 
@@ -19,7 +19,7 @@ pub fn decide(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Decision> 
     {
         return None;
     }
-    assess(s, prefix, now)?.decision
+    Some(decision(s, prefix, ps, b, g))
 }
 
 /// The rule's assessment of `prefix` (a key of `ReputationState::prefixes`).
@@ -30,15 +30,7 @@ pub fn assess(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Assessment
     }
     let ps = s.prefixes.get(&prefix)?;
     let (b, g) = ps.weigh(now, p.window_secs, p.good_memory_secs);
-    let first = match prefix {
-        IpNet::V4(_) => p.ipv4_prefix_len,
-        IpNet::V6(_) => p.ipv6_prefix_len,
-    };
-    let members = if prefix.prefix_len() >= first {
-        "addresses".to_string()
-    } else {
-        format!("/{first}s")
-    };
+    let members = members(s, prefix);
     let need = p
         .distinct_addresses
         .max(p.bad_to_good_ratio.saturating_mul(g));
@@ -46,7 +38,19 @@ pub fn assess(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Assessment
         "{prefix}: {b} bad-only vs {g} delivering {members}; bans at {need} bad-only (at least {}, and {}× the delivering)",
         p.distinct_addresses, p.bad_to_good_ratio
     );
-    let decision = (b >= need).then(|| Decision {
+    Some(Assessment {
+        rule: "changing-addresses",
+        key: prefix,
+        text,
+        decision: (b >= need).then(|| decision(s, prefix, ps, b, g)),
+    })
+}
+
+/// The ban decision on `prefix`, with `b` bad-only and `g` delivering members.
+fn decision(s: &ReputationState, prefix: IpNet, ps: &PrefixStats, b: u32, g: u32) -> Decision {
+    let p = &s.policy.changing_addresses;
+    let members = members(s, prefix);
+    Decision {
         key: prefix,
         reason: format!(
             "{b} {members} of {prefix} were bad and never delivered in {}, against {g} that delivered in {}",
@@ -71,11 +75,18 @@ pub fn assess(s: &ReputationState, prefix: IpNet, now: u32) -> Option<Assessment
             },
         ],
         action: BanAction::Drop,
-    });
-    Some(Assessment {
-        rule: "changing-addresses",
-        key: prefix,
-        text,
-        decision,
-    })
+    }
+}
+
+/// What `prefix`'s members are: addresses at the narrowest level, else the narrowest prefixes.
+fn members(s: &ReputationState, prefix: IpNet) -> String {
+    let first = s
+        .policy
+        .changing_addresses
+        .first_len(prefix.addr().is_ipv6());
+    if prefix.prefix_len() >= first {
+        "addresses".to_string()
+    } else {
+        format!("/{first}s")
+    }
 }
