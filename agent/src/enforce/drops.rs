@@ -13,11 +13,32 @@ use mxrep_proto::v1::agent_client::AgentClient;
 use std::time::Duration;
 
 /// Increases of the counters since the last reading, accumulated until the cluster takes them.
-#[derive(Debug, Default)]
+/// A report, once made, is sent as it is (the same sequence number) until the cluster accepts
+/// it — it may have been counted already when only its acknowledgement was lost, and the
+/// cluster counts a report once — while newer increases wait for the next report.
+#[derive(Debug)]
 pub struct DropDeltas {
     last: DropCounters,
-    /// Not yet accepted by the cluster.
+    /// Increases in no report yet.
     pub pending: DropCounters,
+    /// The report sent and not yet accepted: its sequence number and counts.
+    in_flight: Option<(u64, DropCounters)>,
+    /// Random per agent run: with the sequence number it names a report.
+    session: u64,
+    /// Sequence number of the last report made.
+    seq: u64,
+}
+
+impl Default for DropDeltas {
+    fn default() -> Self {
+        Self {
+            last: DropCounters::default(),
+            pending: DropCounters::default(),
+            in_flight: None,
+            session: rand::random::<u64>().max(1),
+            seq: 0,
+        }
+    }
 }
 
 /// The increase from `before` to `now` of one counter (a counter made anew restarts at zero).
@@ -43,16 +64,20 @@ impl DropDeltas {
         self.last = now;
     }
 
-    /// The report of what is pending, if anything is.
-    pub fn report(&self, mx_host: &str) -> Option<pb::DropCounts> {
-        if self.pending.total == 0 && self.pending.by_ban.is_empty() {
-            return None;
+    /// The report to send: the one in flight, else a new one of what is pending, if anything is.
+    pub fn report(&mut self, mx_host: &str) -> Option<pb::DropCounts> {
+        if self.in_flight.is_none() {
+            if self.pending.total == 0 && self.pending.by_ban.is_empty() {
+                return None;
+            }
+            self.seq += 1;
+            self.in_flight = Some((self.seq, std::mem::take(&mut self.pending)));
         }
+        let (seq, counts) = self.in_flight.as_ref()?;
         Some(pb::DropCounts {
             mx_host: mx_host.to_string(),
-            dropped: self.pending.total,
-            by_ban: self
-                .pending
+            dropped: counts.total,
+            by_ban: counts
                 .by_ban
                 .iter()
                 .map(|(p, n): (&IpNet, &u64)| pb::BanDrops {
@@ -60,12 +85,14 @@ impl DropDeltas {
                     dropped: *n,
                 })
                 .collect(),
+            session: self.session,
+            seq: *seq,
         })
     }
 
-    /// The cluster accepted the pending counts.
+    /// The cluster accepted the report in flight.
     pub fn accepted(&mut self) {
-        self.pending = DropCounters::default();
+        self.in_flight = None;
     }
 }
 
@@ -130,18 +157,22 @@ mod tests {
     }
 
     #[test]
-    fn increases_accumulate_until_accepted_and_resets_count_from_zero() {
+    fn a_report_is_sent_unchanged_until_accepted_and_resets_count_from_zero() {
         let mut d = DropDeltas::default();
         d.observe(reading(5, &[("192.0.2.7/32", 5)]));
         d.observe(reading(8, &[("192.0.2.7/32", 8)]));
         let r = d.report("mx1").unwrap();
-        assert_eq!((r.dropped, r.by_ban[0].dropped), (8, 8));
-        // Not accepted (cluster away): the next reading adds to it.
+        assert_eq!((r.dropped, r.by_ban[0].dropped, r.seq), (8, 8, 1));
+        assert_ne!(r.session, 0);
+        // Not accepted (cluster away, or the acknowledgement lost): the same report again,
+        // which the cluster counts once; what came since waits for the next one.
         d.observe(reading(2, &[("192.0.2.7/32", 1)]));
-        let r = d.report("mx1").unwrap();
+        assert_eq!(d.report("mx1").unwrap(), r);
+        d.accepted();
+        let next = d.report("mx1").unwrap();
         assert_eq!(
-            (r.dropped, r.by_ban[0].dropped),
-            (10, 9),
+            (next.dropped, next.by_ban[0].dropped, next.seq),
+            (2, 1, 2),
             "rebuilt: from zero"
         );
         d.accepted();

@@ -43,8 +43,18 @@ pub async fn record_drops(
         dropped: counts.dropped,
         by_ban,
     };
+    // A named report is counted once however often it comes; an unnamed one (an older agent)
+    // every time.
+    let command = match counts.session {
+        0 => Command::RecordDrops(report),
+        session => Command::RecordDropsOnce {
+            session,
+            seq: counts.seq,
+            report,
+        },
+    };
     cluster
-        .execute(ClusterOp::Write(Command::RecordDrops(report)))
+        .execute(ClusterOp::Write(command))
         .await
         .map_err(super::requests::write_status)?;
     Ok(pb::DropAck {})

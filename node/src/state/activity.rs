@@ -106,25 +106,23 @@ impl Activity {
                 _ => break,
             }
         }
-        match (cmd, actor) {
-            (Command::Unban { prefix }, Some(actor)) => {
-                let lifted = changes.iter().any(|c| c.kind == BanChangeKind::Removed);
-                if lifted {
-                    self.hour(now_ms).lifted.push(Lifted {
-                        prefix: *prefix,
-                        actor,
-                        at_ms: now_ms,
-                    });
-                }
+        if let (Command::Unban { prefix }, Some(actor)) = (cmd, actor) {
+            if changes.iter().any(|c| c.kind == BanChangeKind::Removed) {
+                self.hour(now_ms).lifted.push(Lifted {
+                    prefix: *prefix,
+                    actor,
+                    at_ms: now_ms,
+                });
             }
-            (Command::RecordDrops(r), _) => {
-                let h = self.hour(now_ms);
-                *h.dropped.entry(r.mx_host.clone()).or_default() += r.dropped;
-                for (p, n) in &r.by_ban {
-                    *h.dropped_by_ban.entry(*p).or_default() += n;
-                }
-            }
-            _ => {}
+        }
+    }
+
+    /// Adds an agent's drop report at `now_ms`.
+    pub fn drops(&mut self, now_ms: i64, r: &DropReport) {
+        let h = self.hour(now_ms);
+        *h.dropped.entry(r.mx_host.clone()).or_default() += r.dropped;
+        for (p, n) in &r.by_ban {
+            *h.dropped_by_ban.entry(*p).or_default() += n;
         }
     }
 
@@ -176,21 +174,21 @@ impl Activity {
 mod tests {
     use super::*;
 
-    fn drops(host: &str, n: u64, by: &[(&str, u64)]) -> Command {
-        Command::RecordDrops(DropReport {
+    fn drops(host: &str, n: u64, by: &[(&str, u64)]) -> DropReport {
+        DropReport {
             mx_host: host.into(),
             dropped: n,
             by_ban: by.iter().map(|(p, n)| (p.parse().unwrap(), *n)).collect(),
-        })
+        }
     }
 
     #[test]
     fn drops_sum_per_host_and_ban_and_old_hours_go() {
         let mut a = Activity::default();
         let h = HOUR_MS;
-        a.record(10 * h + 5, &drops("mx1", 3, &[("192.0.2.7/32", 3)]), &[]);
-        a.record(10 * h + 9, &drops("mx2", 2, &[("192.0.2.7/32", 2)]), &[]);
-        a.record(11 * h, &drops("mx1", 1, &[]), &[]);
+        a.drops(10 * h + 5, &drops("mx1", 3, &[("192.0.2.7/32", 3)]));
+        a.drops(10 * h + 9, &drops("mx2", 2, &[("192.0.2.7/32", 2)]));
+        a.drops(11 * h, &drops("mx1", 1, &[]));
         let s = a.since(10 * h + 30);
         assert_eq!(s.dropped["mx1"], 4, "the whole first hour counts");
         assert_eq!(
@@ -198,7 +196,7 @@ mod tests {
             5
         );
         assert_eq!(a.since(11 * h).dropped.get("mx2"), None);
-        a.record((11 + KEEP_HOURS) * h, &drops("mx1", 1, &[]), &[]);
+        a.drops((11 + KEEP_HOURS) * h, &drops("mx1", 1, &[]));
         assert!(
             !a.hours.contains_key(&(10 * h)),
             "older than the kept hours"

@@ -107,6 +107,14 @@ pub enum Command {
         traceparent: String,
         command: Box<Command>,
     },
+    /// [`Command::RecordDrops`] counted once: a report an agent sends again (its acknowledgement
+    /// lost) carries the same agent session and sequence number and is skipped. Appended last,
+    /// so entries written before it existed still read.
+    RecordDropsOnce {
+        session: u64,
+        seq: u64,
+        report: super::activity::DropReport,
+    },
 }
 
 impl Command {

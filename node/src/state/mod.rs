@@ -153,7 +153,20 @@ impl ReputationState {
                 });
             }
             Command::Traced { command, .. } => self.apply_command(index, command, changes),
-            Command::AuditNote(_) | Command::RecordDrops(_) => {}
+            Command::AuditNote(_) => {}
+            Command::RecordDrops(report) => self.activity.drops(self.clock_ms, report),
+            Command::RecordDropsOnce {
+                session,
+                seq,
+                report,
+            } => {
+                if self
+                    .batches
+                    .first_time(&report.mx_host, *session, *seq, self.clock_ms)
+                {
+                    self.activity.drops(self.clock_ms, report);
+                }
+            }
             Command::Tick => {}
             Command::Ban {
                 prefix,

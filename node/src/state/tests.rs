@@ -81,6 +81,32 @@ fn extend_unban_and_covering() {
     assert_eq!(s.version, 5);
 }
 
+#[test]
+fn a_drop_report_sent_again_is_counted_once() {
+    let mut s = ReputationState::default();
+    let report = |dropped| activity::DropReport {
+        mx_host: "mx1".into(),
+        dropped,
+        by_ban: vec![(net("192.0.2.7/32"), dropped)],
+    };
+    let once = |seq, dropped| Command::RecordDropsOnce {
+        session: 9,
+        seq,
+        report: report(dropped),
+    };
+    // The first report, sent again (its acknowledgement lost), then the next one.
+    for (i, c) in [once(1, 5), once(1, 5), once(2, 3)].into_iter().enumerate() {
+        s.apply(i as u64 + 1, &req(1_000, c));
+    }
+    let sum = s.activity.since(0);
+    assert_eq!(sum.dropped["mx1"], 8);
+    assert_eq!(sum.dropped_by_ban[&net("192.0.2.7/32")], 8);
+    // An older agent's unnamed report counts every time.
+    s.apply(4, &req(1_000, Command::RecordDrops(report(1))));
+    s.apply(5, &req(1_000, Command::RecordDrops(report(1))));
+    assert_eq!(s.activity.since(0).dropped["mx1"], 10);
+}
+
 fn arb_prefix() -> impl Strategy<Value = IpNet> {
     prop_oneof![
         (0u8..4, 0u8..255, prop_oneof![Just(24u8), Just(32u8)]).prop_map(|(c, d, len)| {
