@@ -92,14 +92,17 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         &cfg.log_timezone,
         &cfg.node_name,
     );
-    if let Some(j) = cfg.journal.clone() {
+    // Fired on SIGTERM: the journal source reads no further.
+    let (stop_sources, sources_stop) = mxrep_common::shutdown::channel();
+    let journal = cfg.journal.clone().map(|j| {
         tokio::spawn(crate::sources::journal::follow(
             j,
             state.clone(),
             uplink.clone(),
             cfg.log_timezone.clone(),
-        ));
-    }
+            sources_stop.clone(),
+        ))
+    });
     if !cfg.container_logs.is_empty() {
         crate::sources::container_logs::watch(cfg.container_logs.clone(), pump.clone())?;
     }
@@ -117,8 +120,17 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
     // Lines read are past the saved log position: their verdicts must reach the cluster before
     // the agent exits, or a restart would lose them.
     tracing::info!("stopping: reading no further, sending what was read");
+    stop_sources.fire();
     if !pump.stop(Duration::from_secs(2)).await {
         tracing::warn!("a log follower did not stop within 2 s");
+    }
+    if let Some(j) = journal {
+        if tokio::time::timeout(Duration::from_secs(2), j)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the journal source did not stop within 2 s");
+        }
     }
     match uplink.drain(DRAIN_LIMIT).await {
         0 => {

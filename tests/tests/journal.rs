@@ -90,6 +90,10 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     });
     let (exited, text) = zeroth.stop(Duration::from_secs(15));
     assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
+    assert!(
+        text.contains("journal: stopped") && text.contains("every verdict read was acknowledged"),
+        "the journal source did not stop before the drain:\n{text}"
+    );
     let logged_at = chrono::Utc::now().timestamp();
     journal_connection(&journal, "a.journal", addr, 150, 0);
     // The next run starts in a later second than that entry (a start moment is whole seconds).

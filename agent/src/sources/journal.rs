@@ -10,6 +10,7 @@ use super::postfix::{parse_line_in, Parsed};
 use super::timezone::LogTimezone;
 use crate::state_dir::StateDir;
 use crate::uplink::Uplink;
+use mxrep_common::shutdown::Shutdown;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -72,8 +73,16 @@ pub fn entry_line(json: &str, default_host: &str) -> Option<(String, String)> {
     Some((format!("{when} {host} {tag}: {message}"), cursor))
 }
 
-/// Follows the journal forever, restarting journalctl if it ends.
-pub async fn follow(cfg: JournalConfig, state: StateDir, uplink: Uplink, tz: LogTimezone) {
+/// Follows the journal until `stop` fires, restarting journalctl if it ends. A stop reads no
+/// further and saves the cursor of the last entry whose verdict was queued, so that the agent's
+/// drain covers everything behind the saved cursor.
+pub async fn follow(
+    cfg: JournalConfig,
+    state: StateDir,
+    uplink: Uplink,
+    tz: LogTimezone,
+    stop: Shutdown,
+) {
     let mut connections = ConnectionTracker::default();
     // The first start's moment, kept until a cursor exists: a run stopped before its first entry
     // must not move it on, or what was logged while no agent ran would be skipped.
@@ -84,92 +93,125 @@ pub async fn follow(cfg: JournalConfig, state: StateDir, uplink: Uplink, tz: Log
         }
         now
     });
-    loop {
-        if let Err(e) = session(&cfg, &state, &uplink, &tz, &mut connections, started).await {
+    let on = Session {
+        cfg: &cfg,
+        state: &state,
+        uplink: &uplink,
+        tz: &tz,
+        started,
+        stop: &stop,
+    };
+    while !stop.is_fired() {
+        if let Err(e) = on.run(&mut connections).await {
             tracing::warn!("journal: {e:#}; starting journalctl again in 1 s");
+            tokio::select! {
+                _ = stop.clone().wait() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    tracing::info!("journal: stopped; reading on from the saved cursor next time");
 }
 
-async fn session(
-    cfg: &JournalConfig,
-    state: &StateDir,
-    uplink: &Uplink,
-    tz: &LogTimezone,
-    connections: &mut ConnectionTracker,
+/// What one journalctl run reads with.
+struct Session<'a> {
+    cfg: &'a JournalConfig,
+    state: &'a StateDir,
+    uplink: &'a Uplink,
+    tz: &'a LogTimezone,
+    /// Unix seconds to read from while no cursor is saved.
     started: i64,
-) -> anyhow::Result<()> {
-    let mut cursor = state.journal_cursor();
-    let mut cmd = tokio::process::Command::new("journalctl");
-    cmd.args(["--follow", "--output=json", "--no-pager", "--quiet"]);
-    if let Some(d) = &cfg.dir {
-        cmd.arg(format!("--directory={}", d.display()));
-    }
-    if cursor.is_empty() {
-        // First start: from the moment the agent started (history is not replayed), a boundary
-        // that does not depend on when journalctl reaches the journal's end.
-        cmd.arg(format!("--since=@{started}"));
-    } else {
-        cmd.arg(format!("--after-cursor={cursor}"));
-    }
-    cmd.args(&cfg.matches)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot run journalctl: {e}"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no journalctl output"))?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    tracing::info!(
-        "following the journal{} ({})",
-        cfg.dir
-            .as_ref()
-            .map(|d| format!(" in {}", d.display()))
-            .unwrap_or_default(),
-        if cursor.is_empty() {
-            "from now".to_string()
-        } else {
-            "from the saved cursor".to_string()
+    stop: &'a Shutdown,
+}
+
+impl Session<'_> {
+    /// Runs journalctl once; Ok when stopped.
+    async fn run(&self, connections: &mut ConnectionTracker) -> anyhow::Result<()> {
+        let Session {
+            cfg,
+            state,
+            uplink,
+            tz,
+            started,
+            stop,
+        } = *self;
+        let mut cursor = state.journal_cursor();
+        let mut cmd = tokio::process::Command::new("journalctl");
+        cmd.args(["--follow", "--output=json", "--no-pager", "--quiet"]);
+        if let Some(d) = &cfg.dir {
+            cmd.arg(format!("--directory={}", d.display()));
         }
-    );
-    let mut saved_at = Instant::now();
-    let mut expire = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let next = tokio::select! {
-            l = lines.next_line() => l?,
-            _ = expire.tick() => {
-                for e in connections.expire(chrono::Utc::now().timestamp_millis()) {
+        if cursor.is_empty() {
+            // First start: from the moment the agent started (history is not replayed), a boundary
+            // that does not depend on when journalctl reaches the journal's end.
+            cmd.arg(format!("--since=@{started}"));
+        } else {
+            cmd.arg(format!("--after-cursor={cursor}"));
+        }
+        cmd.args(&cfg.matches)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot run journalctl: {e}"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no journalctl output"))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        tracing::info!(
+            "following the journal{} ({})",
+            cfg.dir
+                .as_ref()
+                .map(|d| format!(" in {}", d.display()))
+                .unwrap_or_default(),
+            if cursor.is_empty() {
+                "from now".to_string()
+            } else {
+                "from the saved cursor".to_string()
+            }
+        );
+        let mut saved_at = Instant::now();
+        let mut expire = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = stop.clone().wait() => {
+                    // Everything behind the cursor was queued for the uplink, which the agent drains.
+                    save(state, &cursor);
+                    return Ok(());
+                }
+                l = lines.next_line() => l?,
+                _ = expire.tick() => {
+                    for e in connections.expire(chrono::Utc::now().timestamp_millis()) {
+                        uplink.push(e);
+                    }
+                    continue;
+                }
+            };
+            let Some(json) = next else {
+                anyhow::bail!("journalctl ended ({})", child.wait().await?);
+            };
+            let Some((line, c)) = entry_line(&json, &cfg.host) else {
+                continue;
+            };
+            let read = parse_line_in(&line, chrono::Utc::now(), tz);
+            if matches!(read.parsed, Parsed::Event(_)) {
+                for e in connections.feed(read) {
                     uplink.push(e);
                 }
-                continue;
             }
-        };
-        let Some(json) = next else {
-            anyhow::bail!("journalctl ended ({})", child.wait().await?);
-        };
-        let Some((line, c)) = entry_line(&json, &cfg.host) else {
-            continue;
-        };
-        let read = parse_line_in(&line, chrono::Utc::now(), tz);
-        if matches!(read.parsed, Parsed::Event(_)) {
-            for e in connections.feed(read) {
-                uplink.push(e);
+            cursor = c;
+            if saved_at.elapsed() >= SAVE_EVERY {
+                save(state, &cursor);
+                saved_at = Instant::now();
             }
-        }
-        cursor = c;
-        if saved_at.elapsed() >= SAVE_EVERY {
-            save(state, &cursor);
-            saved_at = Instant::now();
-        }
-        // Nothing more waiting: save now, so a stop right after loses nothing.
-        if lines.get_ref().buffer().is_empty() {
-            save(state, &cursor);
+            // Nothing more waiting: save now, so a stop right after loses nothing.
+            if lines.get_ref().buffer().is_empty() {
+                save(state, &cursor);
+            }
         }
     }
 }
