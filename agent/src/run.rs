@@ -106,10 +106,20 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
     if !cfg.container_logs.is_empty() {
         crate::sources::container_logs::watch(cfg.container_logs.clone(), pump.clone())?;
     }
-    if let Some(addr) = cfg.syslog_listen {
-        crate::sources::syslog::start(addr, cfg.cluster.clone(), cfg.log_timezone.clone()).await?;
-        tracing::info!("receiving syslog on udp and tcp {addr}");
-    }
+    let syslog = match cfg.syslog_listen {
+        Some(addr) => {
+            let r = crate::sources::syslog::start(
+                addr,
+                cfg.cluster.clone(),
+                cfg.log_timezone.clone(),
+                sources_stop.clone(),
+            )
+            .await?;
+            tracing::info!("receiving syslog on udp and tcp {addr}");
+            Some(r)
+        }
+        None => None,
+    };
     tokio::spawn(report_stats(uplink.clone()));
     let metrics = cfg
         .metrics_listen
@@ -146,6 +156,12 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         n => tracing::warn!(
             "{n} verdicts not acknowledged after {DRAIN_LIMIT:?} (is the cluster reachable?); they are lost"
         ),
+    }
+    if let Some(r) = syslog {
+        match r.drain(DRAIN_LIMIT).await {
+            0 => tracing::info!("syslog: every verdict received was acknowledged by the cluster"),
+            n => tracing::warn!("syslog: {n} verdicts not acknowledged; they are lost"),
+        }
     }
     tracing::info!("stopped; the nftables sets stay and expire by themselves");
     Ok(())

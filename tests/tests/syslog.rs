@@ -1,7 +1,8 @@
 //! The agent as a syslog receiver: a real rsyslog forwards Postfix's lines over TCP
 //! (octet-counted, its forwarding format), and a host sends RFC 3164 datagrams over UDP; each message's host
 //! name becomes the MX host of its events, and the cluster bans from them as from a log file.
-//! The agent runs with `--dry-run`: this is about reading, not enforcing.
+//! The agent runs with `--dry-run`: this is about reading, not enforcing. A stopping agent sends
+//! and has acknowledged every verdict it received before it exits.
 
 use mxrep_tests::netns::{tool_available, Daemon};
 use mxrep_tests::*;
@@ -139,4 +140,21 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
     let log = agent.log_text();
     assert!(log.contains(&format!("as MX host {this_host}")), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+
+    // A stop loses nothing received: the first line of a new host (a delivering connection's
+    // disconnect, its verdict made at once), then SIGTERM as soon as the agent took the host up.
+    let line = format!("<22>{stamp} mx-stop postfix/smtpd[7300]: disconnect from unknown[198.51.100.77] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
+    udp.send_to(line.as_bytes(), &listen).unwrap();
+    wait_until(LIMIT, "the new host taken up", || {
+        agent.log_text().contains("as MX host mx-stop").then_some(())
+    });
+    let (exited, text) = agent.stop(Duration::from_secs(15));
+    assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
+    assert!(
+        text.contains("syslog: every verdict received was acknowledged"),
+        "{text}"
+    );
+    wait_until(LIMIT, "the message received before the stop counted", || {
+        (accepted_messages(&node.api, "198.51.100.77")? == 1).then_some(())
+    });
 }

@@ -2,7 +2,9 @@
 //! over UDP (one message per datagram) and TCP (octet-counted or newline framing), RFC 5424 or
 //! RFC 3164. The host name in each message becomes the MX host of its events: every host gets
 //! its own connection tracker and its own uplink (session and batches), so one agent can speak
-//! for a whole fleet that forwards to it.
+//! for a whole fleet that forwards to it. When the agent stops, the sockets close (a TCP sender
+//! such as rsyslog queues and resends what it could not deliver), the messages received are
+//! parsed, and every host's verdicts are sent and acknowledged before the agent exits.
 //!
 //! # Layout
 //! - [`frame`]: TCP framing; [`message`]: a message's host and the line to parse;
@@ -16,6 +18,7 @@ use super::postfix::{parse_line_in, Parsed};
 use super::timezone::LogTimezone;
 use crate::uplink::{Uplink, UplinkConfig};
 use anyhow::Context as _;
+use mxrep_common::shutdown::Shutdown;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Most distinct hosts followed; messages of more are refused (and counted).
 const MAX_HOSTS: usize = 10_000;
@@ -44,13 +48,40 @@ struct Received {
     peer: String,
 }
 
-/// Binds UDP and TCP on `addr` and starts receiving; events go to `cluster` under each
-/// message's host name.
+/// A running receiver.
+pub struct SyslogReceiver {
+    pub stats: Arc<SyslogStats>,
+    /// The parser; it ends once every socket closed, with the uplink of every host it saw.
+    parser: JoinHandle<Vec<Uplink>>,
+}
+
+impl SyslogReceiver {
+    /// Once `stop` fired: waits for what was received to be parsed, then for the cluster to
+    /// acknowledge every host's verdicts, within `limit`. Returns the verdicts not acknowledged.
+    pub async fn drain(self, limit: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + limit;
+        let Ok(Ok(uplinks)) = tokio::time::timeout_at(deadline, self.parser).await else {
+            tracing::warn!("syslog: the parser did not finish within {limit:?}");
+            return 1;
+        };
+        let mut left = 0;
+        for u in uplinks {
+            left += u
+                .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
+        }
+        left
+    }
+}
+
+/// Binds UDP and TCP on `addr` and starts receiving until `stop`; events go to `cluster` under
+/// each message's host name.
 pub async fn start(
     addr: SocketAddr,
     cluster: Vec<String>,
     tz: LogTimezone,
-) -> anyhow::Result<Arc<SyslogStats>> {
+    stop: Shutdown,
+) -> anyhow::Result<SyslogReceiver> {
     let udp = UdpSocket::bind(addr)
         .await
         .with_context(|| format!("cannot receive syslog on udp {addr}"))?;
@@ -59,16 +90,21 @@ pub async fn start(
         .with_context(|| format!("cannot receive syslog on tcp {addr}"))?;
     let stats = Arc::new(SyslogStats::default());
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(receive_udp(udp, tx.clone()));
-    tokio::spawn(accept_tcp(tcp, tx, stats.clone()));
-    tokio::spawn(parse(rx, cluster, tz, stats.clone()));
-    Ok(stats)
+    tokio::spawn(receive_udp(udp, tx.clone(), stop.clone()));
+    tokio::spawn(accept_tcp(tcp, tx, stats.clone(), stop));
+    let parser = tokio::spawn(parse(rx, cluster, tz, stats.clone()));
+    Ok(SyslogReceiver { stats, parser })
 }
 
-async fn receive_udp(socket: UdpSocket, tx: mpsc::Sender<Received>) {
+async fn receive_udp(socket: UdpSocket, tx: mpsc::Sender<Received>, stop: Shutdown) {
     let mut buf = vec![0u8; frame::MAX_MESSAGE];
     loop {
-        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+        let got = tokio::select! {
+            biased;
+            _ = stop.clone().wait() => return,
+            got = socket.recv_from(&mut buf) => got,
+        };
+        let Ok((n, peer)) = got else {
             continue;
         };
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -79,19 +115,34 @@ async fn receive_udp(socket: UdpSocket, tx: mpsc::Sender<Received>) {
     }
 }
 
-async fn accept_tcp(listener: TcpListener, tx: mpsc::Sender<Received>, stats: Arc<SyslogStats>) {
+async fn accept_tcp(
+    listener: TcpListener,
+    tx: mpsc::Sender<Received>,
+    stats: Arc<SyslogStats>,
+    stop: Shutdown,
+) {
     loop {
-        let Ok((mut stream, peer)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.clone().wait() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((mut stream, peer)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (tx, stats) = (tx.clone(), stats.clone());
+        let (tx, stats, stop) = (tx.clone(), stats.clone(), stop.clone());
         tokio::spawn(async move {
             let mut framer = frame::Framer::default();
             let mut buf = vec![0u8; 16 * 1024];
             let peer = peer.ip().to_string();
             loop {
-                let n = match stream.read(&mut buf).await {
+                let read = tokio::select! {
+                    biased;
+                    _ = stop.clone().wait() => return,
+                    r = stream.read(&mut buf) => r,
+                };
+                let n = match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
@@ -121,17 +172,21 @@ struct Host {
     uplink: Uplink,
 }
 
+/// Parses until every sender is gone (the sockets closed); returns every host's uplink.
 async fn parse(
     mut rx: mpsc::Receiver<Received>,
     cluster: Vec<String>,
     tz: LogTimezone,
     stats: Arc<SyslogStats>,
-) {
+) -> Vec<Uplink> {
     let mut hosts: HashMap<String, Host> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let r = tokio::select! {
-            r = rx.recv() => match r { Some(r) => r, None => return },
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => return hosts.into_values().map(|h| h.uplink).collect(),
+            },
             _ = tick.tick() => {
                 let now = chrono::Utc::now().timestamp_millis();
                 for h in hosts.values_mut() {
