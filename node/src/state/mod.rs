@@ -234,10 +234,12 @@ impl ReputationState {
         })
     }
 
-    /// Is `key` itself banned with a drop? One lookup: what keeps a key already banned from being
-    /// judged again on every entry that touches it.
-    pub fn is_dropped(&self, key: &IpNet) -> bool {
+    /// Is the decision on `key` made already — `key` itself banned with a drop, or recorded as
+    /// observed while observe-only holds? `decide` would refuse a new one; this keeps such a key
+    /// from being judged again (its decision text written) on every entry that touches it.
+    pub fn is_settled(&self, key: &IpNet) -> bool {
         self.bans.get(key).is_some_and(Ban::drops)
+            || (self.observe_only.is_some() && self.observed.contains_key(key))
     }
 
     /// Is `key` inside an allowlisted prefix?

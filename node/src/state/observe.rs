@@ -48,17 +48,17 @@ impl ReputationState {
                 self.count_prefixes(o, bit, at, &mut touched_prefixes);
             }
         }
-        // A key banned already would be refused by `decide`: it is not judged (and its decision
-        // text not written) again.
+        // A key whose decision is made already would be refused by `decide`: it is not judged
+        // (and its decision text not written) again.
         let mut decisions: Vec<Decision> = touched_addrs
             .into_iter()
-            .filter(|a| !self.is_dropped(&IpNet::from(*a)))
+            .filter(|a| !self.is_settled(&IpNet::from(*a)))
             .filter_map(|a| rules::address::decide(self, a, now))
             .collect();
         decisions.extend(
             touched_prefixes
                 .into_iter()
-                .filter(|p| !self.is_dropped(p))
+                .filter(|p| !self.is_settled(p))
                 .filter_map(|p| rules::prefix::decide(self, p, now)),
         );
         decisions

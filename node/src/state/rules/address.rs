@@ -180,6 +180,11 @@ pub fn decide(s: &ReputationState, addr: IpAddr, now: u32) -> Option<Decision> {
     let st = s.addrs.get(addr)?;
     let room = headroom(s, st, now);
     let hit = checks(s, st, addr, now, room).into_iter().find(|c| c.hit)?;
+    // A temporary refusal of an address that is refused or banned already changes nothing (the
+    // safety layer drops it): no decision is written.
+    if hit.action == BanAction::Tempfail && s.bans.contains_key(&IpNet::from(addr)) {
+        return None;
+    }
     Some(decision(s, st, addr, &hit, room))
 }
 
