@@ -32,10 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// sled's page cache. Its default (1 GiB) lets a node's memory grow with what it ever read of its
-/// store (the whole last snapshot, every log entry); the hot part is the log's tail.
-const STORE_CACHE_BYTES: u64 = 64 << 20;
-
 /// How long a stopping node waits for open connections to finish before cutting them.
 pub const DRAIN: Duration = Duration::from_secs(3);
 
@@ -120,7 +116,6 @@ pub async fn run(
     mxrep_common::tls::use_for_clients(cfg.tls.clone());
     let db = sled::Config::new()
         .path(cfg.data_dir.join("raft.sled"))
-        .cache_capacity(STORE_CACHE_BYTES)
         .open()
         .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
     let log = SledLogStore::open(&db)?;

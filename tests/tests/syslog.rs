@@ -146,7 +146,10 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
     let line = format!("<22>{stamp} mx-stop postfix/smtpd[7300]: disconnect from unknown[198.51.100.77] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
     udp.send_to(line.as_bytes(), &listen).unwrap();
     wait_until(LIMIT, "the new host taken up", || {
-        agent.log_text().contains("as MX host mx-stop").then_some(())
+        agent
+            .log_text()
+            .contains("as MX host mx-stop")
+            .then_some(())
     });
     let (exited, text) = agent.stop(Duration::from_secs(15));
     assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
@@ -154,7 +157,9 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
         text.contains("syslog: every verdict received was acknowledged"),
         "{text}"
     );
-    wait_until(LIMIT, "the message received before the stop counted", || {
-        (accepted_messages(&node.api, "198.51.100.77")? == 1).then_some(())
-    });
+    wait_until(
+        LIMIT,
+        "the message received before the stop counted",
+        || (accepted_messages(&node.api, "198.51.100.77")? == 1).then_some(()),
+    );
 }

@@ -106,6 +106,9 @@ pub struct ReputationState {
     /// What protection did, hour by hour (`mxrepctl report`).
     #[serde(default)]
     pub activity: activity::Activity,
+    /// When the next ban may expire, at the earliest (derived; see [`lifecycle::ExpiryHint`]).
+    #[serde(skip)]
+    pub ban_expiry: lifecycle::ExpiryHint,
 }
 
 impl ReputationState {

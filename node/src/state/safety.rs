@@ -117,7 +117,7 @@ impl ReputationState {
                 last_ms: now,
             },
         );
-        let kind = match self.bans.insert(key, ban.clone()) {
+        let kind = match self.insert_ban(ban.clone()) {
             Some(_) => BanChangeKind::Extended,
             None => BanChangeKind::Added,
         };
@@ -219,7 +219,7 @@ impl ReputationState {
             action: BanAction::Tempfail,
             author: String::new(),
         };
-        self.bans.insert(d.key, ban.clone());
+        self.insert_ban(ban.clone());
         Some(BanChange {
             kind: BanChangeKind::Added,
             ban,

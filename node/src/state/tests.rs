@@ -35,6 +35,31 @@ fn ban_expires_on_the_entry_clock_not_the_wall_clock() {
 }
 
 #[test]
+fn bans_expire_in_order_whenever_they_were_made_and_after_a_restore() {
+    let mut s = ReputationState::default();
+    s.apply(1, &req(1_000, ban("203.0.113.1", 100)));
+    s.apply(2, &req(2_000, Command::Tick)); // the expiry hint is set: 101 s
+    s.apply(3, &req(3_000, ban("203.0.113.2", 10))); // expires first: 13 s
+    let expired_at = |s: &mut ReputationState, index, now_ms| {
+        s.apply(index, &req(now_ms, Command::Tick))
+            .changes
+            .iter()
+            .filter(|c| c.kind == BanChangeKind::Expired)
+            .map(|c| c.ban.prefix.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(expired_at(&mut s, 4, 12_999).is_empty());
+    assert_eq!(expired_at(&mut s, 5, 13_000), ["203.0.113.2/32"]);
+    // A state restored from a snapshot (no hint) expires the same bans at the same time.
+    let mut restored: ReputationState =
+        postcard::from_bytes(&postcard::to_allocvec(&s).unwrap()).unwrap();
+    assert!(expired_at(&mut s, 6, 100_999).is_empty());
+    assert!(expired_at(&mut restored, 6, 100_999).is_empty());
+    assert_eq!(expired_at(&mut s, 7, 101_000), ["203.0.113.1/32"]);
+    assert_eq!(expired_at(&mut restored, 7, 101_000), ["203.0.113.1/32"]);
+}
+
+#[test]
 fn time_never_goes_backwards() {
     let mut s = ReputationState::default();
     s.apply(1, &req(10_000, Command::Tick));
