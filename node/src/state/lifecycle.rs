@@ -12,8 +12,8 @@ const SWEEP_EVERY_MS: i64 = 60_000;
 // Sessions must outlive a sweep period, or a live agent session could be forgotten.
 const _: () = assert!(SESSION_IDLE_MS > SWEEP_EVERY_MS);
 
-/// A lower bound of the earliest expiry among the bans, so that an entry scans the bans for
-/// expired ones only when one may have expired (a scan of 100,000 bans on every entry made a
+/// A lower bound of the earliest expiry among the bans (enforced and observed), so that an entry
+/// scans them for expired ones only when one may have expired (a scan of 100,000 bans on every entry made a
 /// node's log replay take 1 ms an entry). Derived, not agreed: skipped in snapshots and equal in
 /// every comparison; 0 — a new or restored state — means "scan at the next entry".
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,6 +33,13 @@ impl ReputationState {
     pub(super) fn insert_ban(&mut self, ban: Ban) -> Option<Ban> {
         self.ban_expiry.0 = self.ban_expiry.0.min(ban.expires_ms);
         self.bans.insert(ban.prefix, ban)
+    }
+
+    /// Records `ban` as observed (held back by the breaker), keeping the expiry hint a lower
+    /// bound. Every observed ban goes through here.
+    pub(super) fn insert_observed(&mut self, ban: Ban) {
+        self.ban_expiry.0 = self.ban_expiry.0.min(ban.expires_ms);
+        self.observed.insert(ban.prefix, ban);
     }
 
     pub(super) fn manual_ban(
@@ -124,11 +131,11 @@ impl ReputationState {
     /// Removes every ban whose expiry is at or before the cluster clock.
     pub(super) fn expire(&mut self) -> Vec<BanChange> {
         let now = self.clock_ms;
-        self.observed.retain(|_, b| b.expires_ms > now);
         if now < self.ban_expiry.0 {
-            // No ban expires before the hint: nothing to scan for.
+            // No ban (enforced or observed) expires before the hint: nothing to scan for.
             return vec![];
         }
+        self.observed.retain(|_, b| b.expires_ms > now);
         let expired: Vec<IpNet> = self
             .bans
             .values()
@@ -138,6 +145,7 @@ impl ReputationState {
         self.ban_expiry.0 = self
             .bans
             .values()
+            .chain(self.observed.values())
             .filter(|b| b.expires_ms > now)
             .map(|b| b.expires_ms)
             .min()

@@ -106,7 +106,7 @@ impl ReputationState {
         };
         if self.breaker_holds(now, self.is_risky(&key)) {
             if self.observed.len() < MAX_OBSERVED {
-                self.observed.insert(key, ban);
+                self.insert_observed(ban);
             }
             return None;
         }
