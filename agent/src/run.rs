@@ -13,7 +13,6 @@ use crate::state_dir::StateDir;
 use crate::uplink::{Uplink, UplinkConfig};
 use anyhow::Context;
 use mxrep_common::telemetry::metrics_http;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -143,16 +142,10 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
         }
     }
     match uplink.drain(DRAIN_LIMIT).await {
-        0 => {
-            let s = uplink.stats();
-            tracing::info!(
-                "every verdict read was acknowledged by the cluster ({} read, {} acknowledged, {} refused, {} dropped)",
-                s.pushed.load(Ordering::Relaxed),
-                s.acked.load(Ordering::Relaxed),
-                s.refused.load(Ordering::Relaxed),
-                s.dropped.load(Ordering::Relaxed),
-            )
-        }
+        0 => tracing::info!(
+            "every verdict read was acknowledged by the cluster ({})",
+            uplink.stats().summary()
+        ),
         n => tracing::warn!(
             "{n} verdicts not acknowledged after {DRAIN_LIMIT:?} (is the cluster reachable?); they are lost"
         ),
@@ -172,13 +165,9 @@ async fn report_stats(uplink: Uplink) {
     let mut t = tokio::time::interval(Duration::from_secs(60));
     loop {
         t.tick().await;
-        let s = uplink.stats();
         tracing::info!(
-            "verdicts: {} read, {} acknowledged, {} refused by the cluster, {} dropped (queue full), {} queued",
-            s.pushed.load(Ordering::Relaxed),
-            s.acked.load(Ordering::Relaxed),
-            s.refused.load(Ordering::Relaxed),
-            s.dropped.load(Ordering::Relaxed),
+            "verdicts: {}, {} queued",
+            uplink.stats().summary(),
             uplink.queued()
         );
     }

@@ -58,6 +58,22 @@ impl AgentProc {
         (exited, self.log_text())
     }
 
+    /// SIGTERM; asserts that the agent exits by itself within 15 s. Returns its log.
+    pub fn stopped(self) -> String {
+        let (exited, text) = self.stop(Duration::from_secs(15));
+        assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
+        text
+    }
+
+    /// Waits (up to a minute) until the agent's log says `what`.
+    pub fn wait_for_log(&self, what: &str) {
+        crate::wait_until(
+            Duration::from_secs(60),
+            &format!("the agent to log {what:?}"),
+            || self.log_text().contains(what).then_some(()),
+        );
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -82,14 +82,8 @@ fn follows_the_journal_from_now_then_from_its_cursor_across_files() {
     // A first run stopped before any entry came: the next run still reads from this run's
     // start, so a connection logged while no agent ran is counted.
     let zeroth = agent(dir.path(), &node.api, &journal);
-    wait_until(LIMIT, "the agent to follow the journal", || {
-        zeroth
-            .log_text()
-            .contains("following the journal")
-            .then_some(())
-    });
-    let (exited, text) = zeroth.stop(Duration::from_secs(15));
-    assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
+    zeroth.wait_for_log("following the journal");
+    let text = zeroth.stopped();
     assert!(
         text.contains("journal: stopped") && text.contains("every verdict read was acknowledged"),
         "the journal source did not stop before the drain:\n{text}"

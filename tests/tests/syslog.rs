@@ -145,14 +145,8 @@ fn rsyslog_over_tcp_and_datagrams_over_udp_become_bans_per_sending_host() {
     // disconnect, its verdict made at once), then SIGTERM as soon as the agent took the host up.
     let line = format!("<22>{stamp} mx-stop postfix/smtpd[7300]: disconnect from unknown[198.51.100.77] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5");
     udp.send_to(line.as_bytes(), &listen).unwrap();
-    wait_until(LIMIT, "the new host taken up", || {
-        agent
-            .log_text()
-            .contains("as MX host mx-stop")
-            .then_some(())
-    });
-    let (exited, text) = agent.stop(Duration::from_secs(15));
-    assert!(exited, "the agent did not exit on SIGTERM:\n{text}");
+    agent.wait_for_log("as MX host mx-stop");
+    let text = agent.stopped();
     assert!(
         text.contains("syslog: every verdict received was acknowledged"),
         "{text}"

@@ -69,6 +69,19 @@ pub struct UplinkStats {
     pub reconnects: AtomicU64,
 }
 
+impl UplinkStats {
+    /// "N read, N acknowledged, N refused by the cluster, N dropped (queue full)", for logs.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} read, {} acknowledged, {} refused by the cluster, {} dropped (queue full)",
+            self.pushed.load(Ordering::Relaxed),
+            self.acked.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Handle used by the sources.
 #[derive(Clone)]
 pub struct Uplink {
