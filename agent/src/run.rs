@@ -152,8 +152,13 @@ pub async fn run(cfg: AgentConfig, registry: Option<prometheus::Registry>) -> an
     }
     if let Some(r) = syslog {
         match r.drain(DRAIN_LIMIT).await {
-            0 => tracing::info!("syslog: every verdict received was acknowledged by the cluster"),
-            n => tracing::warn!("syslog: {n} verdicts not acknowledged; they are lost"),
+            Some(0) => {
+                tracing::info!("syslog: every verdict received was acknowledged by the cluster")
+            }
+            Some(n) => tracing::warn!("syslog: {n} verdicts not acknowledged; they are lost"),
+            None => tracing::warn!(
+                "syslog: the messages received were not all parsed within {DRAIN_LIMIT:?}; the rest are lost"
+            ),
         }
     }
     tracing::info!("stopped; the nftables sets stay and expire by themselves");

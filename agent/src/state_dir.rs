@@ -1,8 +1,8 @@
 //! What the agent remembers across restarts, in `--state-dir`: the position reached in each
 //! followed log (inode and offset), the connections open in it at a stop, the journal cursor (and
-//! the first start's moment, while no cursor exists), and
-//! the ban-list version it holds. Files are replaced
-//! atomically (write, then rename), so a crash leaves the old or the new state, never half.
+//! the first start's moment, while no cursor exists), and the ban-list version it holds. Files
+//! are replaced atomically (write, then rename), so a crash leaves the old or the new state,
+//! never half.
 
 use crate::sources::connections::{Conn, Key as OpenKey};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};

@@ -2,8 +2,8 @@
 //! mail.log at all. The agent runs `journalctl --follow --output=json` on Postfix's identifiers
 //! (or the matches given), from the saved cursor after a restart (neither losing nor repeating
 //! entries) or from the agent's first start (kept until a cursor exists); journalctl follows the
-//! journal across rotation. Each
-//! entry becomes a line for the Postfix parser, stamped with the journal's own UTC time.
+//! journal across rotation. Each entry becomes a line for the Postfix parser, stamped with the
+//! journal's own UTC time.
 
 use super::connections::ConnectionTracker;
 use super::postfix::{parse_line_in, Parsed};
@@ -93,16 +93,9 @@ pub async fn follow(
         }
         now
     });
-    let on = Session {
-        cfg: &cfg,
-        state: &state,
-        uplink: &uplink,
-        tz: &tz,
-        started,
-        stop: &stop,
-    };
     while !stop.is_fired() {
-        if let Err(e) = on.run(&mut connections).await {
+        let run = session(&cfg, &state, &uplink, &tz, &mut connections, started, &stop);
+        if let Err(e) = run.await {
             tracing::warn!("journal: {e:#}; starting journalctl again in 1 s");
             tokio::select! {
                 _ = stop.clone().wait() => {}
@@ -113,105 +106,93 @@ pub async fn follow(
     tracing::info!("journal: stopped; reading on from the saved cursor next time");
 }
 
-/// What one journalctl run reads with.
-struct Session<'a> {
-    cfg: &'a JournalConfig,
-    state: &'a StateDir,
-    uplink: &'a Uplink,
-    tz: &'a LogTimezone,
-    /// Unix seconds to read from while no cursor is saved.
+/// Runs journalctl once, from the saved cursor or else from `started` (Unix seconds); Ok when
+/// `stop` fired.
+async fn session(
+    cfg: &JournalConfig,
+    state: &StateDir,
+    uplink: &Uplink,
+    tz: &LogTimezone,
+    connections: &mut ConnectionTracker,
     started: i64,
-    stop: &'a Shutdown,
-}
-
-impl Session<'_> {
-    /// Runs journalctl once; Ok when stopped.
-    async fn run(&self, connections: &mut ConnectionTracker) -> anyhow::Result<()> {
-        let Session {
-            cfg,
-            state,
-            uplink,
-            tz,
-            started,
-            stop,
-        } = *self;
-        let mut cursor = state.journal_cursor();
-        let mut cmd = tokio::process::Command::new("journalctl");
-        cmd.args(["--follow", "--output=json", "--no-pager", "--quiet"]);
-        if let Some(d) = &cfg.dir {
-            cmd.arg(format!("--directory={}", d.display()));
-        }
+    stop: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut cursor = state.journal_cursor();
+    let mut cmd = tokio::process::Command::new("journalctl");
+    cmd.args(["--follow", "--output=json", "--no-pager", "--quiet"]);
+    if let Some(d) = &cfg.dir {
+        cmd.arg(format!("--directory={}", d.display()));
+    }
+    if cursor.is_empty() {
+        // First start: from the moment the agent started (history is not replayed), a boundary
+        // that does not depend on when journalctl reaches the journal's end.
+        cmd.arg(format!("--since=@{started}"));
+    } else {
+        cmd.arg(format!("--after-cursor={cursor}"));
+    }
+    cmd.args(&cfg.matches)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run journalctl: {e}"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no journalctl output"))?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    tracing::info!(
+        "following the journal{} ({})",
+        cfg.dir
+            .as_ref()
+            .map(|d| format!(" in {}", d.display()))
+            .unwrap_or_default(),
         if cursor.is_empty() {
-            // First start: from the moment the agent started (history is not replayed), a boundary
-            // that does not depend on when journalctl reaches the journal's end.
-            cmd.arg(format!("--since=@{started}"));
+            "from the agent's first start".to_string()
         } else {
-            cmd.arg(format!("--after-cursor={cursor}"));
+            "from the saved cursor".to_string()
         }
-        cmd.args(&cfg.matches)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("cannot run journalctl: {e}"))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no journalctl output"))?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        tracing::info!(
-            "following the journal{} ({})",
-            cfg.dir
-                .as_ref()
-                .map(|d| format!(" in {}", d.display()))
-                .unwrap_or_default(),
-            if cursor.is_empty() {
-                "from now".to_string()
-            } else {
-                "from the saved cursor".to_string()
+    );
+    let mut saved_at = Instant::now();
+    let mut expire = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = stop.clone().wait() => {
+                // Everything behind the cursor was queued for the uplink, which the agent drains.
+                save(state, &cursor);
+                return Ok(());
             }
-        );
-        let mut saved_at = Instant::now();
-        let mut expire = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            let next = tokio::select! {
-                biased;
-                _ = stop.clone().wait() => {
-                    // Everything behind the cursor was queued for the uplink, which the agent drains.
-                    save(state, &cursor);
-                    return Ok(());
-                }
-                l = lines.next_line() => l?,
-                _ = expire.tick() => {
-                    for e in connections.expire(chrono::Utc::now().timestamp_millis()) {
-                        uplink.push(e);
-                    }
-                    continue;
-                }
-            };
-            let Some(json) = next else {
-                anyhow::bail!("journalctl ended ({})", child.wait().await?);
-            };
-            let Some((line, c)) = entry_line(&json, &cfg.host) else {
-                continue;
-            };
-            let read = parse_line_in(&line, chrono::Utc::now(), tz);
-            if matches!(read.parsed, Parsed::Event(_)) {
-                for e in connections.feed(read) {
+            l = lines.next_line() => l?,
+            _ = expire.tick() => {
+                for e in connections.expire(chrono::Utc::now().timestamp_millis()) {
                     uplink.push(e);
                 }
+                continue;
             }
-            cursor = c;
-            if saved_at.elapsed() >= SAVE_EVERY {
-                save(state, &cursor);
-                saved_at = Instant::now();
+        };
+        let Some(json) = next else {
+            anyhow::bail!("journalctl ended ({})", child.wait().await?);
+        };
+        let Some((line, c)) = entry_line(&json, &cfg.host) else {
+            continue;
+        };
+        let read = parse_line_in(&line, chrono::Utc::now(), tz);
+        if matches!(read.parsed, Parsed::Event(_)) {
+            for e in connections.feed(read) {
+                uplink.push(e);
             }
-            // Nothing more waiting: save now, so a stop right after loses nothing.
-            if lines.get_ref().buffer().is_empty() {
-                save(state, &cursor);
-            }
+        }
+        cursor = c;
+        if saved_at.elapsed() >= SAVE_EVERY {
+            save(state, &cursor);
+            saved_at = Instant::now();
+        }
+        // Nothing more waiting: save now, so a stop right after loses nothing.
+        if lines.get_ref().buffer().is_empty() {
+            save(state, &cursor);
         }
     }
 }

@@ -13,9 +13,9 @@ const SWEEP_EVERY_MS: i64 = 60_000;
 const _: () = assert!(SESSION_IDLE_MS > SWEEP_EVERY_MS);
 
 /// A lower bound of the earliest expiry among the bans (enforced and observed), so that an entry
-/// scans them for expired ones only when one may have expired (a scan of 100,000 bans on every entry made a
-/// node's log replay take 1 ms an entry). Derived, not agreed: skipped in snapshots and equal in
-/// every comparison; 0 — a new or restored state — means "scan at the next entry".
+/// scans them for expired ones only when one may have expired (a scan of 100,000 bans on every
+/// entry made a node's log replay take 1 ms an entry). Derived, not agreed: skipped in snapshots
+/// and equal in every comparison; 0 — a new or restored state — means "scan at the next entry".
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExpiryHint(i64);
 

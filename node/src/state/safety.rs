@@ -64,7 +64,7 @@ impl ReputationState {
             || (single && self.is_name_allowed(key.addr()))
             || self.suppressed.get(&key).is_some_and(|until| *until > now)
             || self.is_banned_within(&key)
-            || (self.observe_only.is_some() && self.observed.contains_key(&key))
+            || self.is_settled(&key)
         {
             return None;
         }

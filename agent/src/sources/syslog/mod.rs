@@ -57,20 +57,21 @@ pub struct SyslogReceiver {
 
 impl SyslogReceiver {
     /// Once `stop` fired: waits for what was received to be parsed, then for the cluster to
-    /// acknowledge every host's verdicts, within `limit`. Returns the verdicts not acknowledged.
-    pub async fn drain(self, limit: Duration) -> u64 {
+    /// acknowledge every host's verdicts, within `limit`. Returns the verdicts not acknowledged;
+    /// None if the messages received were not all parsed in time.
+    pub async fn drain(self, limit: Duration) -> Option<u64> {
         let deadline = tokio::time::Instant::now() + limit;
-        let Ok(Ok(uplinks)) = tokio::time::timeout_at(deadline, self.parser).await else {
-            tracing::warn!("syslog: the parser did not finish within {limit:?}");
-            return 1;
-        };
+        let uplinks = tokio::time::timeout_at(deadline, self.parser)
+            .await
+            .ok()?
+            .ok()?;
         let mut left = 0;
         for u in uplinks {
             left += u
                 .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
                 .await;
         }
-        left
+        Some(left)
     }
 }
 
