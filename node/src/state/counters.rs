@@ -82,19 +82,25 @@ pub struct PrefixStats {
     pub hosts: u64,
 }
 
-/// Most members remembered per side of a prefix; a full good side can only protect.
+/// Most members weighed per side (the newest); a full good side can only protect.
 pub const MEMBER_CAP: usize = 64;
+/// Members a side holds before it is trimmed back to its newest [`MEMBER_CAP`]: trimming in
+/// batches rather than with a scan for the oldest on every insert once full.
+const MEMBER_HOLD: usize = 2 * MEMBER_CAP;
 
 impl PrefixStats {
-    /// (bad-only members in the window, members that delivered within the good memory).
+    /// (bad-only members in the window, members that delivered within the good memory), among
+    /// the newest [`MEMBER_CAP`] of each side.
     pub fn weigh(&self, now: u32, window: u32, memory: u32) -> (u32, u32) {
-        let good = |m: &IpAddr| self.good.get(m).is_some_and(|t| *t + memory > now);
+        let (bad_from, good_from) = (newest_from(&self.bad), newest_from(&self.good));
+        let good = |m: &IpAddr, t: u32| (t, *m) >= good_from && t + memory > now;
         let b = self
             .bad
             .iter()
-            .filter(|(m, t)| **t + window > now && !good(m))
+            .filter(|(m, t)| (**t, **m) >= bad_from && **t + window > now)
+            .filter(|(m, _)| !self.good.get(m).is_some_and(|t| good(m, *t)))
             .count() as u32;
-        let g = self.good.values().filter(|t| **t + memory > now).count() as u32;
+        let g = self.good.iter().filter(|(m, t)| good(m, **t)).count() as u32;
         (b, g)
     }
 
@@ -116,17 +122,24 @@ impl PrefixStats {
     }
 }
 
+/// The oldest (time, member) among a side's newest [`MEMBER_CAP`]: members at or after it are
+/// weighed. Among equal times the higher addresses are the newer.
+fn newest_from(side: &BTreeMap<IpAddr, u32>) -> (u32, IpAddr) {
+    let lowest = (0, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if side.len() <= MEMBER_CAP {
+        return lowest;
+    }
+    let mut all: Vec<(u32, IpAddr)> = side.iter().map(|(m, t)| (*t, *m)).collect();
+    let k = all.len() - MEMBER_CAP;
+    *all.select_nth_unstable(k).1
+}
+
 fn mark(side: &mut BTreeMap<IpAddr, u32>, member: IpAddr, t: u32) {
     let e = side.entry(member).or_insert(t);
     *e = (*e).max(t);
-    while side.len() > MEMBER_CAP {
-        // The oldest, the lowest address among equals: members iterate in address order and
-        // `min_by_key` keeps the first of equal minima.
-        let oldest = side.iter().min_by_key(|(_, t)| **t).map(|(a, _)| *a);
-        match oldest {
-            Some(a) => side.remove(&a),
-            None => break,
-        };
+    if side.len() > MEMBER_HOLD {
+        let from = newest_from(side);
+        side.retain(|m, t| (*t, *m) >= from);
     }
 }
 
@@ -211,4 +224,40 @@ pub fn prefix_of(addr: IpAddr, v4_len: u8, v6_len: u8) -> IpNet {
     IpNet::new(addr, len)
         .map(|n| n.trunc())
         .unwrap_or_else(|_| IpNet::from(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PrefixStats, MEMBER_CAP};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn member(i: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0xC000_0200 + i))
+    }
+
+    #[test]
+    fn only_the_newest_members_are_weighed_and_the_lists_stay_bounded() {
+        let mut ps = PrefixStats::default();
+        // 200 bad members, member i last bad at second i; the newest delivered as well.
+        for i in 0..200 {
+            ps.mark_bad(member(i), 1_000 + i);
+        }
+        assert!(ps.bad.len() <= 2 * MEMBER_CAP, "{}", ps.bad.len());
+        let (bad, good) = ps.weigh(1_300, 600, 86_400);
+        assert_eq!((bad, good), (MEMBER_CAP as u32, 0));
+        // A member outside the newest 64 that delivers does not count; one inside does, and is
+        // then no longer bad-only.
+        ps.mark_good(member(10), 1_250);
+        ps.mark_good(member(199), 1_250);
+        assert_eq!(ps.weigh(1_300, 600, 86_400), (MEMBER_CAP as u32 - 1, 2));
+        // Equal times: the higher addresses are the newer.
+        let mut ties = PrefixStats::default();
+        for i in 0..(MEMBER_CAP as u32 + 5) {
+            ties.mark_bad(member(i), 1_000);
+        }
+        ties.mark_good(member(0), 1_000);
+        ties.mark_good(member(MEMBER_CAP as u32 + 4), 1_000);
+        // Member 0 is not among the newest 64 bad ones; its delivery is among the newest good.
+        assert_eq!(ties.weigh(1_000, 600, 86_400), (MEMBER_CAP as u32 - 1, 2));
+    }
 }

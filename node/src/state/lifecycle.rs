@@ -28,11 +28,23 @@ impl PartialEq for ExpiryHint {
 impl Eq for ExpiryHint {}
 
 impl ReputationState {
-    /// Enters `ban` (replacing the one of its prefix, returned) and keeps the expiry hint a
-    /// lower bound. Every new ban goes through here.
+    /// Enters `ban` (replacing the one of its prefix, returned), keeping the expiry hint a lower
+    /// bound and the length counts. Every new ban goes through here.
     pub(super) fn insert_ban(&mut self, ban: Ban) -> Option<Ban> {
         self.ban_expiry.0 = self.ban_expiry.0.min(ban.expires_ms);
-        self.bans.insert(ban.prefix, ban)
+        let prefix = ban.prefix;
+        let replaced = self.bans.insert(prefix, ban);
+        if replaced.is_none() {
+            self.ban_lengths.added(&prefix);
+        }
+        replaced
+    }
+
+    /// Removes the ban of `prefix`, keeping the length counts. Every removal goes through here.
+    fn remove_ban(&mut self, prefix: &IpNet) -> Option<Ban> {
+        let ban = self.bans.remove(prefix)?;
+        self.ban_lengths.removed(prefix);
+        Some(ban)
     }
 
     /// Records `ban` as observed (held back by the breaker), keeping the expiry hint a lower
@@ -98,7 +110,7 @@ impl ReputationState {
 
     pub(super) fn unban(&mut self, prefix: IpNet) -> Option<BanChange> {
         self.observed.remove(&prefix);
-        let ban = self.bans.remove(&prefix)?;
+        let ban = self.remove_ban(&prefix)?;
         if ban.source == BanSource::Automatic {
             let until = self
                 .clock_ms
@@ -120,7 +132,7 @@ impl ReputationState {
             .map(|b| b.prefix)
             .collect();
         gone.into_iter()
-            .filter_map(|p| self.bans.remove(&p))
+            .filter_map(|p| self.remove_ban(&p))
             .map(|ban| BanChange {
                 kind: BanChangeKind::Removed,
                 ban,
@@ -152,7 +164,7 @@ impl ReputationState {
             .unwrap_or(i64::MAX);
         expired
             .into_iter()
-            .filter_map(|p| self.bans.remove(&p))
+            .filter_map(|p| self.remove_ban(&p))
             .map(|ban| BanChange {
                 kind: BanChangeKind::Expired,
                 ban,

@@ -18,7 +18,7 @@
 //!   repeat-offender escalation;
 //! - [`lifecycle`]: manual bans, unbans, expiry, allowlist changes;
 //! - [`manual_guard`]: what a manual ban needs `--force` for;
-//! - [`ban`]: the ban record and its changes; [`policy`]: the replicated policy document;
+//! - [`ban`]: the ban record and its changes; [`ban_lengths`]: which prefix lengths hold bans; [`policy`]: the replicated policy document;
 //! - [`prefix`]: addresses and prefixes as operators type them; [`report`]: `ip show`.
 //!
 //! The Raft layer (`crate::raft`) stores and replicates the entries; this module decides.
@@ -26,6 +26,7 @@
 pub mod activity;
 pub mod audit;
 mod ban;
+mod ban_lengths;
 mod command;
 pub mod counters;
 pub mod dedup;
@@ -109,12 +110,18 @@ pub struct ReputationState {
     /// When the next ban may expire, at the earliest (derived; see [`lifecycle::ExpiryHint`]).
     #[serde(skip)]
     pub ban_expiry: lifecycle::ExpiryHint,
+    /// How many bans of each prefix length (derived; see [`ban_lengths`]).
+    #[serde(skip)]
+    pub ban_lengths: ban_lengths::BanLengths,
 }
 
 impl ReputationState {
     /// Applies one committed entry at log `index` and says what changed.
     pub fn apply(&mut self, index: u64, request: &Request) -> Response {
         self.clock_ms = self.clock_ms.max(request.now_ms);
+        if !self.ban_lengths.known() {
+            self.ban_lengths.rebuild(self.bans.keys());
+        }
         let mut changes = self.expire();
         self.sweep_if_due();
         self.recover_if_clear();
@@ -223,13 +230,18 @@ impl ReputationState {
 
     /// Enforced bans that cover `addr`, narrowest first.
     pub fn bans_covering(&self, addr: IpAddr) -> Vec<&Ban> {
-        lifecycle::covering(&self.bans, addr)
+        let key = IpNet::from(addr);
+        self.ban_lengths
+            .covering(&key)
+            .filter_map(|len| IpNet::new(addr, len).ok())
+            .filter_map(|n| self.bans.get(&n.trunc()))
+            .collect()
     }
 
-    /// Is `key` equal to, or inside, a ban that drops? One lookup per possible supernet, the
-    /// narrowest first (a key re-decided is most often banned itself).
+    /// Is `key` equal to, or inside, a ban that drops? One lookup per prefix length that some
+    /// ban has, the narrowest first (a key re-decided is most often banned itself).
     pub fn is_banned_within(&self, key: &IpNet) -> bool {
-        (0..=key.prefix_len()).rev().any(|len| {
+        self.ban_lengths.covering(key).any(|len| {
             IpNet::new(key.addr(), len)
                 .ok()
                 .and_then(|n| self.bans.get(&n.trunc()))
@@ -237,11 +249,12 @@ impl ReputationState {
         })
     }
 
-    /// Is the decision on `key` made already — `key` itself banned with a drop, or recorded as
-    /// observed while observe-only holds? `decide` would refuse a new one; this keeps such a key
-    /// from being judged again (its decision text written) on every entry that touches it.
+    /// Is the decision on `key` made already — `key` inside a ban that drops (its own or a
+    /// supernet's), or recorded as observed while observe-only holds? `decide` would refuse a
+    /// new one; this keeps such a key from being judged again (its decision text written) on
+    /// every entry that touches it.
     pub fn is_settled(&self, key: &IpNet) -> bool {
-        self.bans.get(key).is_some_and(Ban::drops)
+        self.is_banned_within(key)
             || (self.observe_only.is_some() && self.observed.contains_key(key))
     }
 

@@ -209,7 +209,7 @@ impl ReputationState {
             prefix_counters,
             prefix_mx_hosts,
             distances,
-            bans: covering(&self.bans, addr).into_iter().cloned().collect(),
+            bans: self.bans_covering(addr).into_iter().cloned().collect(),
             observed: covering(&self.observed, addr)
                 .into_iter()
                 .cloned()

@@ -63,7 +63,6 @@ impl ReputationState {
         if self.is_allowed(&key)
             || (single && self.is_name_allowed(key.addr()))
             || self.suppressed.get(&key).is_some_and(|until| *until > now)
-            || self.is_banned_within(&key)
             || self.is_settled(&key)
         {
             return None;
