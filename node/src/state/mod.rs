@@ -4,7 +4,8 @@
 //! but its inputs: "now" is the time the leader stamped on the entry (kept monotone here, so a
 //! leader with a slower clock can never move time backwards), never the clock at apply time.
 //! Windows rotate and bans expire on apply, driven by the leader's periodic tick entries. Every
-//! map is ordered, so every node that applies the same log holds the same state.
+//! map the state's decisions read in order is ordered (the address table, only looked up, is
+//! hashed), so every node that applies the same log holds the same state.
 //!
 //! # Layout
 //! - this file: the state, and `apply` dispatching each command;
@@ -13,6 +14,7 @@
 //! - [`dnsbl`]: DNS list answers scored with the policy, list health;
 //! - [`greylist`]: greylisting triplets for the whole fleet, and the answer to one request;
 //! - [`counters`] and [`window`]: what is counted, per address and per prefix level;
+//!   [`addr_table`]: the counters of every tracked address; [`prefix_stats`]: of a prefix;
 //! - [`rules`]: the policies that turn counts into assessments and decisions;
 //! - [`safety`]: what a decision must pass to become a ban (allowlists, breadth, breaker) and
 //!   repeat-offender escalation;
@@ -24,6 +26,7 @@
 //! The Raft layer (`crate::raft`) stores and replicates the entries; this module decides.
 
 pub mod activity;
+mod addr_table;
 pub mod audit;
 mod ban;
 mod ban_lengths;
@@ -37,6 +40,7 @@ mod manual_guard;
 mod observe;
 pub mod policy;
 mod prefix;
+mod prefix_stats;
 mod report;
 pub mod rules;
 mod safety;

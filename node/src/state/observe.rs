@@ -8,7 +8,6 @@ use super::counters::{member_of, truncate, AUTH_FAILURES, BAD, NEUTRAL, REJECTS}
 use super::rules::{self, Decision};
 use super::{BanChange, BatchId, Observation, ReputationState};
 use ipnet::IpNet;
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 impl ReputationState {
@@ -34,20 +33,25 @@ impl ReputationState {
             })
             .collect();
         let now = self.now_secs();
-        let mut touched_addrs = BTreeSet::new();
-        let mut touched_prefixes = BTreeSet::new();
+        // Collected, then sorted: the keys are judged in address order, each once.
+        let mut touched_addrs = Vec::with_capacity(obs.len());
+        let mut touched_prefixes = Vec::with_capacity(obs.len());
         for o in obs {
             let Some(Some(bit)) = fresh.get(o.batch as usize).copied() else {
                 continue;
             };
             let at = o.at.min(now);
             self.count_address(o, bit, at);
-            touched_addrs.insert(o.addr);
+            touched_addrs.push(o.addr);
             let dnswl = self.dnsbl.allowlisted(o.addr, now);
             if o.bad > 0 || o.delivered > 0 || dnswl || self.is_name_allowed(o.addr) {
                 self.count_prefixes(o, bit, at, &mut touched_prefixes);
             }
         }
+        touched_addrs.sort_unstable();
+        touched_addrs.dedup();
+        touched_prefixes.sort_unstable();
+        touched_prefixes.dedup();
         // A key whose decision is made already would be refused by `decide`: it is not judged
         // (and its decision text not written) again.
         let mut decisions: Vec<Decision> = touched_addrs
@@ -111,13 +115,7 @@ impl ReputationState {
 
     /// Marks the verdict in the address's prefix at every level; adds the prefixes marked to
     /// `touched`.
-    fn count_prefixes(
-        &mut self,
-        o: &Observation,
-        bit: u64,
-        at: u32,
-        touched: &mut BTreeSet<IpNet>,
-    ) {
+    fn count_prefixes(&mut self, o: &Observation, bit: u64, at: u32, touched: &mut Vec<IpNet>) {
         let v6 = o.addr.is_ipv6();
         let first = self.policy.changing_addresses.first_len(v6);
         let now = self.now_secs();
@@ -138,7 +136,7 @@ impl ReputationState {
             if o.bad > 0 {
                 ps.mark_bad(member, at);
             }
-            touched.insert(key);
+            touched.push(key);
         }
     }
 }
