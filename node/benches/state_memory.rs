@@ -12,17 +12,24 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+/// What an allocation of `size` bytes costs in glibc's malloc: its size plus an 8-byte header,
+/// rounded up to 16, at least 32 — so many small allocations (boxed counters) are charged their
+/// real price, not only what was asked for.
+fn charged(size: usize) -> isize {
+    ((size + 8 + 15) & !15).max(32) as isize
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(charged(l.size()), Ordering::Relaxed);
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_sub(charged(l.size()), Ordering::Relaxed);
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(charged(n) - charged(l.size()), Ordering::Relaxed);
         unsafe { System.realloc(p, l, n) }
     }
 }
@@ -44,8 +51,8 @@ fn observation(addr: IpAddr, bad: u32) -> Observation {
 fn per_address(n: u32, make: impl Fn(u32) -> Observation) -> f64 {
     let before = LIVE.load(Ordering::Relaxed);
     let mut s = ReputationState::default();
-    for chunk in 0..(n / 10_000) {
-        let observations = (chunk * 10_000..(chunk + 1) * 10_000).map(&make).collect();
+    for (chunk, start) in (0..n).step_by(10_000).enumerate() {
+        let observations = (start..(start + 10_000).min(n)).map(&make).collect();
         let req = Request {
             now_ms: T0,
             command: Command::Observe {
@@ -88,12 +95,27 @@ fn main() {
     let v4_bad = per_address(n, |i| {
         observation(IpAddr::V4(Ipv4Addr::from(base + scatter(i))), 1)
     });
+    // The same for IPv6, each address in a /64 of its own: every level (/64, /56, /48) tracks it.
+    let v6_bad = per_address(n, |i| {
+        let a = u128::from("2001:db8::".parse::<Ipv6Addr>().unwrap())
+            + ((scatter(i) as u128) << 64)
+            + 1;
+        observation(IpAddr::V6(Ipv6Addr::from(a)), 1)
+    });
     let v4_seq = per_address(n, |i| observation(IpAddr::V4(Ipv4Addr::from(base + i)), 0));
+    // One address past 7/8 of 2^20: the hash table has just doubled to 2^21 buckets, the most
+    // room per address it ever holds.
+    let past = 917_505;
+    let v4_doubled = per_address(past, |i| {
+        observation(IpAddr::V4(Ipv4Addr::from(base + scatter(i))), 0)
+    });
     println!("state memory, {n} distinct active addresses (goal: at most 150 bytes each):");
     println!("  IPv4, connections only:                      {v4:6.1} bytes/address");
     println!("  IPv6, connections only:                      {v6:6.1} bytes/address");
     println!("  IPv4, every address with a bad signal:       {v4_bad:6.1} bytes/address");
-    println!("  IPv4, inserted in ascending order (worst):   {v4_seq:6.1} bytes/address");
+    println!("  IPv6, each in its own /64, with a bad signal: {v6_bad:6.1} bytes/address");
+    println!("  IPv4, inserted in ascending order:           {v4_seq:6.1} bytes/address");
+    println!("  IPv4, {past} (the table just doubled: worst): {v4_doubled:6.1} bytes/address");
     println!("greylisting triplets (goal: at most 48 bytes each):");
     for n in [1_000_000u64, 10_000_000] {
         println!(

@@ -2,9 +2,10 @@
 //! inside a wider one) were bad and when last, and which delivered and when last — what the
 //! changing-addresses rule weighs.
 //!
-//! Every verdict marks its member in its prefix, so a side is kept as integer keys (compared in
-//! a couple of instructions, where `IpAddr` keys were a tenth of the ingest profile) and trimmed
-//! to its newest members in batches. Snapshots hold the address → time maps they always held.
+//! Every verdict marks its member in its prefix, so a side is a small sorted array of integer
+//! keys (where ordered maps of `IpAddr` were a tenth of the ingest profile, and a tree node for
+//! an IPv6 /64 seen once) trimmed to its newest members in batches. Snapshots hold the
+//! address → time maps they always held.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -27,14 +28,19 @@ pub struct PrefixStats {
     pub hosts: u64,
 }
 
-/// One side of a prefix: member → cluster second of its last mark. A member is kept as its
-/// address as an integer (a prefix's members are all of its family, recorded beside them).
+/// One side of a prefix: member → cluster second of its last mark, sorted by member. A member is
+/// kept as its address as an integer, high and low halves (a prefix's members are all of its
+/// family, recorded beside them), in one small array: a lookup is a binary search over a few
+/// cache lines, and a prefix seen once costs one 24-byte element, not a tree node.
 #[derive(Debug, Clone, Default)]
 struct Members {
     /// The members are IPv6 addresses (or prefixes).
     v6: bool,
-    times: BTreeMap<u128, u32>,
+    times: Vec<(Key, u32)>,
 }
+
+/// A member's address as an integer, high half first (so the order is the integer's).
+type Key = [u64; 2];
 
 /// The same members, whatever family a side emptied by a sweep last held.
 impl PartialEq for Members {
@@ -45,18 +51,20 @@ impl PartialEq for Members {
 
 impl Eq for Members {}
 
-fn key(a: IpAddr) -> u128 {
-    match a {
+fn key(a: IpAddr) -> Key {
+    let x = match a {
         IpAddr::V4(x) => u32::from(x) as u128,
         IpAddr::V6(x) => u128::from(x),
-    }
+    };
+    [(x >> 64) as u64, x as u64]
 }
 
-fn address(k: u128, v6: bool) -> IpAddr {
+fn address(k: Key, v6: bool) -> IpAddr {
+    let x = ((k[0] as u128) << 64) | k[1] as u128;
     if v6 {
-        IpAddr::V6(Ipv6Addr::from(k))
+        IpAddr::V6(Ipv6Addr::from(x))
     } else {
-        IpAddr::V4(Ipv4Addr::from(k as u32))
+        IpAddr::V4(Ipv4Addr::from(x as u32))
     }
 }
 
@@ -70,32 +78,59 @@ impl Serialize for Members {
 impl<'de> Deserialize<'de> for Members {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let by_address = BTreeMap::<IpAddr, u32>::deserialize(d)?;
-        Ok(Members {
-            v6: by_address.keys().next().is_some_and(IpAddr::is_ipv6),
-            times: by_address.into_iter().map(|(a, t)| (key(a), t)).collect(),
-        })
+        let v6 = by_address.keys().next().is_some_and(IpAddr::is_ipv6);
+        let mut times: Vec<(Key, u32)> = by_address.into_iter().map(|(a, t)| (key(a), t)).collect();
+        // Sorted already unless the families were mixed (no state writes that).
+        times.sort_unstable();
+        times.dedup_by_key(|(k, _)| *k);
+        Ok(Members { v6, times })
     }
 }
 
 impl Members {
-    /// Records `member` at `t` (its latest time kept); trims to the newest once over the hold.
+    fn time_of(&self, k: &Key) -> Option<u32> {
+        let i = self.times.binary_search_by(|(m, _)| m.cmp(k)).ok()?;
+        Some(self.times[i].1)
+    }
+
+    /// Records `member` at `t` (its latest time kept). A side full at the hold is first cut
+    /// back to its newest [`MEMBER_CAP`]: what it drops could not be among the newest after.
     fn mark(&mut self, member: IpAddr, t: u32) {
         self.v6 = member.is_ipv6();
-        let e = self.times.entry(key(member)).or_insert(t);
-        *e = (*e).max(t);
-        if self.times.len() > MEMBER_HOLD {
-            let from = self.newest_from();
-            self.times.retain(|m, t| (*t, *m) >= from);
+        let k = key(member);
+        match self.times.binary_search_by(|(m, _)| m.cmp(&k)) {
+            Ok(i) => self.times[i].1 = self.times[i].1.max(t),
+            Err(i) => {
+                if self.times.len() < MEMBER_HOLD {
+                    if self.times.capacity() == 0 {
+                        self.times.reserve_exact(1);
+                    }
+                    self.times.insert(i, (k, t));
+                } else {
+                    let from = self.newest_from();
+                    self.times.retain(|(m, t)| (*t, *m) >= from);
+                    let i = self.times.partition_point(|(m, _)| *m < k);
+                    self.times.insert(i, (k, t));
+                }
+            }
+        }
+    }
+
+    /// Forgets members last marked outside `keep`; gives room back once most are gone.
+    fn sweep(&mut self, keep: impl Fn(u32) -> bool) {
+        self.times.retain(|(_, t)| keep(*t));
+        if self.times.capacity() > 2 * self.times.len() + 4 {
+            self.times.shrink_to_fit();
         }
     }
 
     /// The oldest (time, member) among the newest [`MEMBER_CAP`]: members at or after it are
     /// weighed. Among equal times the higher addresses are the newer.
-    fn newest_from(&self) -> (u32, u128) {
+    fn newest_from(&self) -> (u32, Key) {
         if self.times.len() <= MEMBER_CAP {
-            return (0, 0);
+            return (0, [0, 0]);
         }
-        let mut all: Vec<(u32, u128)> = self.times.iter().map(|(m, t)| (*t, *m)).collect();
+        let mut all: Vec<(u32, Key)> = self.times.iter().map(|(m, t)| (*t, *m)).collect();
         let k = all.len() - MEMBER_CAP;
         *all.select_nth_unstable(k).1
     }
@@ -106,20 +141,15 @@ impl PrefixStats {
     /// the newest [`MEMBER_CAP`] of each side.
     pub fn weigh(&self, now: u32, window: u32, memory: u32) -> (u32, u32) {
         let (bad_from, good_from) = (self.bad.newest_from(), self.good.newest_from());
-        let good = |m: u128, t: u32| (t, m) >= good_from && t + memory > now;
+        let good = |m: Key, t: u32| (t, m) >= good_from && t + memory > now;
         let b = self
             .bad
             .times
             .iter()
-            .filter(|(m, t)| (**t, **m) >= bad_from && **t + window > now)
-            .filter(|(m, _)| !self.good.times.get(m).is_some_and(|t| good(**m, *t)))
+            .filter(|(m, t)| (*t, *m) >= bad_from && *t + window > now)
+            .filter(|(m, _)| !self.good.time_of(m).is_some_and(|t| good(*m, t)))
             .count() as u32;
-        let g = self
-            .good
-            .times
-            .iter()
-            .filter(|(m, t)| good(**m, **t))
-            .count() as u32;
+        let g = self.good.times.iter().filter(|(m, t)| good(*m, *t)).count() as u32;
         (b, g)
     }
 
@@ -135,8 +165,8 @@ impl PrefixStats {
 
     /// Forgets what no window holds any more; true when nothing is left.
     pub fn sweep(&mut self, now: u32, window: u32, memory: u32) -> bool {
-        self.bad.times.retain(|_, t| *t + window > now);
-        self.good.times.retain(|_, t| *t + memory > now);
+        self.bad.sweep(|t| t + window > now);
+        self.good.sweep(|t| t + memory > now);
         self.bad.times.is_empty() && self.good.times.is_empty()
     }
 }
