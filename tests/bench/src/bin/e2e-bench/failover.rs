@@ -1,7 +1,7 @@
 //! Failover: SIGKILL of the leader of a healthy cluster, then one new ban, round after round.
 
 use crate::pct;
-use crate::probe::one_ban;
+use crate::probe::KernelWatch;
 use mxrep_tests::testbed::Testbed;
 use mxrep_tests::wait_until;
 use std::time::{Duration, Instant};
@@ -52,6 +52,7 @@ fn explain_slow_round(bed: &Testbed, since: &str) {
 pub fn failover(bed: &mut Testbed, rounds: usize) {
     // 3. Failover: SIGKILL of the leader of a healthy cluster, then one new ban.
     let mut fo = Vec::new();
+    let watch = KernelWatch::start(bed);
     for round in 0..rounds {
         let leader = wait_healthy(bed);
         let stamp_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
@@ -59,7 +60,7 @@ pub fn failover(bed: &mut Testbed, rounds: usize) {
         let killed = Instant::now();
         // One /24 per round: eight bad addresses in one /24 would ban the prefix instead.
         let addr = format!("198.19.{}.3", 150 + round % 100);
-        let d = one_ban(bed, &addr, round % 3);
+        let d = watch.one_ban(bed, &addr, round % 3);
         let total = killed.elapsed().max(d);
         fo.push(total.as_secs_f64() * 1000.0);
         if total > Duration::from_secs(2) {
