@@ -339,3 +339,26 @@ mod verdicts {
         assert_eq!(at("America/New_York") - at("UTC"), 4 * 3_600_000);
     }
 }
+
+#[test]
+fn bsd_stamps_read_as_calendar_times() {
+    let at = |stamp: &str| {
+        ev(&format!(
+            "{stamp} mx1 postfix/smtpd[7]: connect from a[192.0.2.1]"
+        ))
+        .time_unix_ms
+    };
+    let base = at("Nov 26 17:06:59");
+    assert_eq!(at("Nov 26 17:07:00") - base, 1_000);
+    // A leap second is the end of its minute; a day written with one digit is that day.
+    assert_eq!(at("Nov 26 17:06:60") - base, 1_000);
+    assert_eq!(at("Nov  6 17:06:59") - base, -20 * 86_400_000);
+    // Impossible calendar times are not lines this parser knows.
+    for bad in ["Nov 31 17:06:59", "Nov 26 24:00:00", "Nov 26 17:61:00"] {
+        let line = format!("{bad} mx1 postfix/smtpd[7]: connect from a[192.0.2.1]");
+        assert!(
+            !matches!(parse_line(&line, now()), Parsed::Event(_)),
+            "{bad}"
+        );
+    }
+}

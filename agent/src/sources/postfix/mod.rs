@@ -8,13 +8,14 @@
 //! as `name[ADDR]`, `unknown[ADDR]`, `[ADDR]:PORT`, IPv4 or IPv6 (with or without `IPv6:`).
 
 use super::timezone::LogTimezone;
-use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use mxrep_proto::v1 as pb;
 use pb::event::Kind;
 use regex::Regex;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+mod bsd_header;
 pub mod exim;
 mod postscreen;
 mod smtpd;
@@ -81,18 +82,22 @@ fn month(m: &str) -> Option<u32> {
 /// before `now`, in the zone `tz` the writer's clock was in.
 fn bsd_time(mon: &str, day: &str, hms: &str, now: DateTime<Utc>, tz: &LogTimezone) -> Option<i64> {
     let m = month(mon)?;
+    let d: u32 = day.parse().ok()?;
+    let mut parts = hms.split(':').map(|x| x.parse::<u32>().ok());
+    let (h, mi, s) = (parts.next()??, parts.next()??, parts.next()??);
     let mut year = now.year();
-    let parse = |y: i32| {
-        NaiveDateTime::parse_from_str(
-            &format!("{y}-{m:02}-{:0>2} {hms}", day),
-            "%Y-%m-%d %H:%M:%S",
-        )
-        .ok()
+    // A leap second (`:60`) is the last millisecond-and-more of its minute, as chrono reads it.
+    let at = |y: i32| {
+        let date = NaiveDate::from_ymd_opt(y, m, d)?;
+        match s {
+            60 => date.and_hms_milli_opt(h, mi, 59, 1_000),
+            _ => date.and_hms_opt(h, mi, s),
+        }
     };
-    let mut t = tz.resolve(&parse(year)?)?;
+    let mut t = tz.resolve(&at(year)?)?;
     if t > now.timestamp_millis() + 86_400_000 {
         year -= 1;
-        t = tz.resolve(&parse(year)?)?;
+        t = tz.resolve(&at(year)?)?;
     }
     Some(t)
 }
@@ -123,19 +128,24 @@ struct Header<'a> {
 fn header<'a>(line: &'a str, now: DateTime<Utc>, tz: &LogTimezone) -> Option<Header<'a>> {
     let p = patterns();
     let pid = |m: Option<regex::Match<'_>>| m.and_then(|m| m.as_str().parse().ok());
-    if let Some(c) = p.bsd.captures(line) {
-        let t = bsd_time(
-            c.get(1)?.as_str(),
-            c.get(2)?.as_str(),
-            c.get(3)?.as_str(),
-            now,
-            tz,
-        )?;
-        return Some(Header {
-            t,
+    let bsd = bsd_header::bsd_fields(line).or_else(|| {
+        let c = p.bsd.captures(line)?;
+        Some(bsd_header::BsdFields {
+            month: c.get(1)?.as_str(),
+            day: c.get(2)?.as_str(),
+            hms: c.get(3)?.as_str(),
+            host: c.get(4)?.as_str(),
             program: c.get(5)?.as_str(),
-            pid: pid(c.get(6)),
+            pid: c.get(6).map(|m| m.as_str()),
             msg: c.get(7)?.as_str(),
+        })
+    });
+    if let Some(f) = bsd {
+        return Some(Header {
+            t: bsd_time(f.month, f.day, f.hms, now, tz)?,
+            program: f.program,
+            pid: f.pid.and_then(|p| p.parse().ok()),
+            msg: f.msg,
         });
     }
     if let Some(c) = p.iso.captures(line) {
