@@ -16,6 +16,21 @@ pub struct BsdFields<'a> {
     pub msg: &'a str,
 }
 
+impl<'a> BsdFields<'a> {
+    /// The fields from the header pattern's captures.
+    pub fn from_captures(c: &regex::Captures<'a>) -> Option<BsdFields<'a>> {
+        Some(BsdFields {
+            month: c.get(1)?.as_str(),
+            day: c.get(2)?.as_str(),
+            hms: c.get(3)?.as_str(),
+            host: c.get(4)?.as_str(),
+            program: c.get(5)?.as_str(),
+            pid: c.get(6).map(|m| m.as_str()),
+            msg: c.get(7)?.as_str(),
+        })
+    }
+}
+
 /// `line`'s header fields, or None to let the pattern decide.
 pub fn bsd_fields(line: &str) -> Option<BsdFields<'_>> {
     let b = line.as_bytes();
@@ -106,24 +121,10 @@ pub fn bsd_fields(line: &str) -> Option<BsdFields<'_>> {
 mod tests {
     use super::{bsd_fields, BsdFields};
     use proptest::prelude::*;
-    use regex::Regex;
 
-    /// The header pattern of the parser (`postfix::patterns().bsd`), captured as fields.
+    /// The parser's header pattern, read as fields.
     fn by_pattern(line: &str) -> Option<BsdFields<'_>> {
-        let re = Regex::new(
-            r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) (\S+) ([^\s\[:]+)(?:\[(\d+)\])?: (.*)$",
-        )
-        .unwrap();
-        let c = re.captures(line)?;
-        Some(BsdFields {
-            month: c.get(1)?.as_str(),
-            day: c.get(2)?.as_str(),
-            hms: c.get(3)?.as_str(),
-            host: c.get(4)?.as_str(),
-            program: c.get(5)?.as_str(),
-            pid: c.get(6).map(|m| m.as_str()),
-            msg: c.get(7)?.as_str(),
-        })
+        BsdFields::from_captures(&crate::sources::postfix::patterns().bsd.captures(line)?)
     }
 
     #[test]

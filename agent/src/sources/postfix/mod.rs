@@ -128,18 +128,8 @@ struct Header<'a> {
 fn header<'a>(line: &'a str, now: DateTime<Utc>, tz: &LogTimezone) -> Option<Header<'a>> {
     let p = patterns();
     let pid = |m: Option<regex::Match<'_>>| m.and_then(|m| m.as_str().parse().ok());
-    let bsd = bsd_header::bsd_fields(line).or_else(|| {
-        let c = p.bsd.captures(line)?;
-        Some(bsd_header::BsdFields {
-            month: c.get(1)?.as_str(),
-            day: c.get(2)?.as_str(),
-            hms: c.get(3)?.as_str(),
-            host: c.get(4)?.as_str(),
-            program: c.get(5)?.as_str(),
-            pid: c.get(6).map(|m| m.as_str()),
-            msg: c.get(7)?.as_str(),
-        })
-    });
+    let bsd = bsd_header::bsd_fields(line)
+        .or_else(|| bsd_header::BsdFields::from_captures(&p.bsd.captures(line)?));
     if let Some(f) = bsd {
         return Some(Header {
             t: bsd_time(f.month, f.day, f.hms, now, tz)?,
