@@ -20,7 +20,8 @@
 //!   repeat-offender escalation;
 //! - [`lifecycle`]: manual bans, unbans, expiry, allowlist changes;
 //! - [`manual_guard`]: what a manual ban needs `--force` for;
-//! - [`ban`]: the ban record and its changes; [`ban_lengths`]: which prefix lengths hold bans; [`policy`]: the replicated policy document;
+//! - [`ban`]: the ban record and its changes; [`ban_lengths`]: which prefix lengths hold bans;
+//!   [`policy`]: the replicated policy document;
 //! - [`prefix`]: addresses and prefixes as operators type them; [`report`]: `ip show`.
 //!
 //! The Raft layer (`crate::raft`) stores and replicates the entries; this module decides.
@@ -234,23 +235,22 @@ impl ReputationState {
 
     /// Enforced bans that cover `addr`, narrowest first.
     pub fn bans_covering(&self, addr: IpAddr) -> Vec<&Ban> {
-        let key = IpNet::from(addr);
-        self.ban_lengths
-            .covering(&key)
-            .filter_map(|len| IpNet::new(addr, len).ok())
-            .filter_map(|n| self.bans.get(&n.trunc()))
-            .collect()
+        self.bans_within(&IpNet::from(addr)).collect()
     }
 
-    /// Is `key` equal to, or inside, a ban that drops? One lookup per prefix length that some
-    /// ban has, the narrowest first (a key re-decided is most often banned itself).
+    /// Is `key` equal to, or inside, a ban that drops?
     pub fn is_banned_within(&self, key: &IpNet) -> bool {
-        self.ban_lengths.covering(key).any(|len| {
-            IpNet::new(key.addr(), len)
-                .ok()
-                .and_then(|n| self.bans.get(&n.trunc()))
-                .is_some_and(Ban::drops)
-        })
+        self.bans_within(key).any(Ban::drops)
+    }
+
+    /// Bans of `key` and its supernets, narrowest first (a key re-decided is most often banned
+    /// itself): one lookup per prefix length that some ban has.
+    fn bans_within<'a>(&'a self, key: &IpNet) -> impl Iterator<Item = &'a Ban> + 'a {
+        let addr = key.addr();
+        self.ban_lengths
+            .covering(key)
+            .filter_map(move |len| IpNet::new(addr, len).ok())
+            .filter_map(|n| self.bans.get(&n.trunc()))
     }
 
     /// Is the decision on `key` made already — `key` inside a ban that drops (its own or a

@@ -100,18 +100,16 @@ impl Members {
         let k = key(member);
         match self.times.binary_search_by(|(m, _)| m.cmp(&k)) {
             Ok(i) => self.times[i].1 = self.times[i].1.max(t),
-            Err(i) => {
-                if self.times.len() < MEMBER_HOLD {
-                    if self.times.capacity() == 0 {
-                        self.times.reserve_exact(1);
-                    }
-                    self.times.insert(i, (k, t));
-                } else {
+            Err(_) => {
+                if self.times.len() >= MEMBER_HOLD {
                     let from = self.newest_from();
                     self.times.retain(|(m, t)| (*t, *m) >= from);
-                    let i = self.times.partition_point(|(m, _)| *m < k);
-                    self.times.insert(i, (k, t));
+                } else if self.times.capacity() == 0 {
+                    // A prefix seen once holds one element, not the four a first push makes.
+                    self.times.reserve_exact(1);
                 }
+                let i = self.times.partition_point(|(m, _)| *m < k);
+                self.times.insert(i, (k, t));
             }
         }
     }
