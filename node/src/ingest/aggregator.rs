@@ -15,13 +15,12 @@
 //! streams feel backpressure instead of the node buffering without bound. Each submission is
 //! answered once the entry holding its events is committed (or the write failed).
 
-use super::validate::ValidEvent;
+use super::validate::{ValidEvent, VerdictDelta};
 use crate::metrics::node;
 use crate::raft::Cluster;
 use crate::state::{BatchId, Command, Observation};
 use mxrep_common::telemetry::propagate;
 use mxrep_proto::v1::Verdict;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
@@ -96,9 +95,9 @@ impl Aggregator {
 struct Flush {
     hosts: Vec<String>,
     batches: Vec<BatchId>,
-    /// Keyed by (batch, address, second): a batch stays separable, so a copy of it sent again
-    /// after a failover can be skipped whole on apply.
-    deltas: BTreeMap<(u32, IpAddr, u32), Observation>,
+    /// One per (batch, address, second), in that order: a batch stays separable, so a copy of
+    /// it sent again after a failover can be skipped whole on apply.
+    deltas: Vec<Observation>,
     waiters: Vec<oneshot::Sender<Result<u64, String>>>,
     /// The first traced batch's context: the entry joins that batch's trace.
     traceparent: String,
@@ -136,12 +135,23 @@ impl Flush {
             session: s.session,
             seq: s.seq,
         });
-        for e in s.events {
-            let Some(v) = e.verdict else { continue };
-            let o = self
-                .deltas
-                .entry((batch, e.addr, e.at))
-                .or_insert_with(|| Observation::new(e.addr, batch, e.at));
+        // A batch's verdicts in (address, second) order, its arrival order among equals (the
+        // first verified name stays): summed into one delta per key as the run of equals ends.
+        let mut events: Vec<(IpAddr, u32, VerdictDelta)> = s
+            .events
+            .into_iter()
+            .filter_map(|e| Some((e.addr, e.at, e.verdict?)))
+            .collect();
+        events.sort_by_key(|(addr, at, _)| (*addr, *at));
+        let first = self.deltas.len();
+        for (addr, at, v) in events {
+            let same = self.deltas[first..]
+                .last()
+                .is_some_and(|o| o.addr == addr && o.at == at);
+            if !same {
+                self.deltas.push(Observation::new(addr, batch, at));
+            }
+            let o = self.deltas.last_mut().expect("pushed above");
             let n = match v.verdict {
                 Verdict::Delivered => &mut o.delivered,
                 Verdict::Neutral => &mut o.neutral,
@@ -219,7 +229,7 @@ async fn write(cluster: Cluster, p: Flush) {
         let cmd = Command::Observe {
             hosts: p.hosts,
             batches: p.batches,
-            observations: p.deltas.into_values().collect(),
+            observations: p.deltas,
         };
         let started = std::time::Instant::now();
         let written = cluster
@@ -235,5 +245,83 @@ async fn write(cluster: Cluster, p: Flush) {
     };
     for w in p.waiters {
         let _ = w.send(result.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Flush, Submission, ValidEvent, VerdictDelta};
+    use mxrep_proto::v1::Verdict;
+
+    fn event(addr: &str, at: u32, verdict: Verdict, name: Option<&str>) -> ValidEvent {
+        ValidEvent {
+            addr: addr.parse().unwrap(),
+            at,
+            verdict: Some(VerdictDelta {
+                verdict,
+                messages: u32::from(verdict == Verdict::Delivered),
+                rejects: 0,
+                auth_failures: 0,
+                verified_name: name.map(str::to_string),
+            }),
+        }
+    }
+
+    fn submission(seq: u64, events: Vec<ValidEvent>) -> Submission {
+        Submission {
+            mx_host: "mx1".into(),
+            session: 7,
+            seq,
+            events,
+            traceparent: String::new(),
+            done: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_summed_per_address_and_second_in_key_order_and_batches_stay_apart() {
+        let mut f = Flush::default();
+        f.add(submission(
+            1,
+            vec![
+                event("192.0.2.9", 10, Verdict::Delivered, Some("first.example")),
+                event("192.0.2.1", 10, Verdict::Bad, None),
+                event("192.0.2.9", 10, Verdict::Delivered, Some("second.example")),
+                event("192.0.2.9", 9, Verdict::Neutral, None),
+                ValidEvent {
+                    addr: "192.0.2.1".parse().unwrap(),
+                    at: 10,
+                    verdict: None,
+                },
+                event("192.0.2.1", 10, Verdict::Bad, None),
+            ],
+        ));
+        f.add(submission(
+            2,
+            vec![event("192.0.2.1", 10, Verdict::Bad, None)],
+        ));
+        let keys: Vec<(u32, String, u32)> = f
+            .deltas
+            .iter()
+            .map(|o| (o.batch, o.addr.to_string(), o.at))
+            .collect();
+        let want = [
+            (0, "192.0.2.1", 10),
+            (0, "192.0.2.9", 9),
+            (0, "192.0.2.9", 10),
+            (1, "192.0.2.1", 10),
+        ];
+        let want: Vec<(u32, String, u32)> = want
+            .iter()
+            .map(|(b, a, t)| (*b, a.to_string(), *t))
+            .collect();
+        assert_eq!(keys, want);
+        assert_eq!(f.deltas[0].bad, 2);
+        assert_eq!(f.deltas[1].neutral, 1);
+        let delivered = &f.deltas[2];
+        assert_eq!((delivered.delivered, delivered.messages), (2, 2));
+        assert_eq!(delivered.verified_name.as_deref(), Some("first.example"));
+        assert_eq!(f.deltas[3].bad, 1);
+        assert_eq!(f.batches.len(), 2);
     }
 }

@@ -10,6 +10,10 @@ use super::{BanChange, BatchId, Observation, ReputationState};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
+/// Verdicts whose addresses are looked up together before they are counted: independent
+/// lookups the processor overlaps, where one at a time each waits for its own cache misses.
+const WARM_AHEAD: usize = 16;
+
 impl ReputationState {
     /// Applies one flush, then evaluates the policies for every key it touched.
     pub(super) fn observe(
@@ -36,16 +40,10 @@ impl ReputationState {
         // Collected, then sorted: the keys are judged in address order, each once.
         let mut touched_addrs = Vec::with_capacity(obs.len());
         let mut touched_prefixes = Vec::with_capacity(obs.len());
-        for o in obs {
-            let Some(Some(bit)) = fresh.get(o.batch as usize).copied() else {
-                continue;
-            };
-            let at = o.at.min(now);
-            self.count_address(o, bit, at);
-            touched_addrs.push(o.addr);
-            let dnswl = self.dnsbl.allowlisted(o.addr, now);
-            if o.bad > 0 || o.delivered > 0 || dnswl || self.is_name_allowed(o.addr) {
-                self.count_prefixes(o, bit, at, &mut touched_prefixes);
+        for chunk in obs.chunks(WARM_AHEAD) {
+            self.addrs.warm(chunk.iter().map(|o| o.addr));
+            for o in chunk {
+                self.count(o, &fresh, now, &mut touched_addrs, &mut touched_prefixes);
             }
         }
         touched_addrs.sort_unstable();
@@ -69,6 +67,27 @@ impl ReputationState {
             .into_iter()
             .filter_map(|d| self.decide(index, d))
             .collect()
+    }
+
+    /// Counts one verdict, if its batch is counted for the first time.
+    fn count(
+        &mut self,
+        o: &Observation,
+        fresh: &[Option<u64>],
+        now: u32,
+        touched_addrs: &mut Vec<IpAddr>,
+        touched_prefixes: &mut Vec<IpNet>,
+    ) {
+        let Some(Some(bit)) = fresh.get(o.batch as usize).copied() else {
+            return;
+        };
+        let at = o.at.min(now);
+        self.count_address(o, bit, at);
+        touched_addrs.push(o.addr);
+        let dnswl = self.dnsbl.allowlisted(o.addr, now);
+        if o.bad > 0 || o.delivered > 0 || dnswl || self.is_name_allowed(o.addr) {
+            self.count_prefixes(o, bit, at, touched_prefixes);
+        }
     }
 
     fn count_address(&mut self, o: &Observation, bit: u64, at: u32) {
