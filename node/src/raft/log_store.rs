@@ -4,6 +4,7 @@
 //! flushed to disk (`fsync`) before openraft is told it is done.
 
 use super::codec;
+use super::recent_entries::RecentEntries;
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader};
@@ -21,6 +22,8 @@ pub struct SledLogStore {
     db: sled::Db,
     logs: sled::Tree,
     meta: sled::Tree,
+    /// The newest entries, decoded: what the node reads back to apply and replicate.
+    recent: RecentEntries,
 }
 
 fn io_err(
@@ -60,6 +63,7 @@ impl SledLogStore {
             db: db.clone(),
             logs: db.open_tree("raft_logs")?,
             meta: db.open_tree("raft_meta")?,
+            recent: RecentEntries::default(),
         })
     }
 
@@ -104,6 +108,9 @@ impl RaftLogReader<TypeConfig> for SledLogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
+        if let Some(entries) = self.recent.get(&range) {
+            return Ok(entries);
+        }
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i + 1,
@@ -167,11 +174,13 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
-        for entry in entries {
-            let bytes = codec::encode(&entry).map_err(write_err)?;
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        for entry in &entries {
+            let bytes = codec::encode(entry).map_err(write_err)?;
             batch.insert(&key(entry.log_id.index), bytes);
         }
         self.logs.apply_batch(batch).map_err(write_err)?;
+        self.recent.appended(entries);
         let started = std::time::Instant::now();
         let flushed = flush(&self.db).await;
         crate::metrics::node()
@@ -182,6 +191,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.recent.truncated(log_id.index);
         let mut batch = sled::Batch::default();
         for item in self.logs.range(key(log_id.index)..) {
             let (k, _) = item.map_err(write_err)?;
@@ -195,6 +205,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Record the purge point first: a crash in between leaves entries that are ignored.
         self.put_meta(LAST_PURGED, &log_id).await?;
+        self.recent.purged(log_id.index);
         let mut batch = sled::Batch::default();
         for item in self.logs.range(..=key(log_id.index)) {
             let (k, _) = item.map_err(write_err)?;

@@ -19,6 +19,7 @@ pub mod join;
 pub mod log_store;
 pub mod network;
 pub mod peer_service;
+pub mod recent_entries;
 pub mod scale_down;
 pub mod state_store;
 pub mod types;
