@@ -12,9 +12,9 @@
 //! snapshot in address order, in the same form as the ordered maps it replaced.
 
 use super::counters::AddrStats;
-use super::hashed::{in_key_order, shrink_if_sparse};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An IPv6 address as a map key: 8-byte aligned, so a bucket with its box is 24 bytes (a `u128`
@@ -44,6 +44,17 @@ pub struct AddrTable {
     /// IPv6 addresses.
     #[serde(serialize_with = "in_key_order")]
     v6: HashMap<V6Key, Box<AddrStats>>,
+}
+
+/// Writes a map in key order, so every node writes the same snapshot of the same state.
+fn in_key_order<K, S>(map: &HashMap<K, Box<AddrStats>>, s: S) -> Result<S::Ok, S::Error>
+where
+    K: Ord + Hash + Serialize,
+    S: Serializer,
+{
+    let mut entries: Vec<(&K, &Box<AddrStats>)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    s.collect_map(entries)
 }
 
 impl AddrTable {
@@ -103,6 +114,14 @@ impl AddrTable {
                     .iter()
                     .map(|(k, v)| (IpAddr::V6(Ipv6Addr::from(u128::from(*k))), &**v)),
             )
+    }
+}
+
+/// A table that holds a quarter of what it has room for shrinks, so that memory follows the
+/// active set after a wave is swept.
+fn shrink_if_sparse<K: Hash + Eq>(map: &mut HashMap<K, Box<AddrStats>>) {
+    if map.capacity() > 1024 && map.len() < map.capacity() / 4 {
+        map.shrink_to_fit();
     }
 }
 

@@ -201,7 +201,6 @@ impl ReputationState {
         let addrs = &self.addrs;
         self.named.retain(|a| addrs.get(*a).is_some());
         self.prefixes.retain(|_, ps| !ps.sweep(now, pw, gm));
-        super::hashed::shrink_if_sparse(&mut self.prefixes);
         let memory_ms = (p.repeat_offenders.memory_secs as i64).saturating_mul(1000);
         let clock = self.clock_ms;
         self.offences

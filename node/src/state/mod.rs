@@ -15,7 +15,6 @@
 //! - [`greylist`]: greylisting triplets for the whole fleet, and the answer to one request;
 //! - [`counters`] and [`window`]: what is counted, per address and per prefix level;
 //!   [`addr_table`]: the counters of every tracked address; [`prefix_stats`]: of a prefix;
-//!   [`hashed`]: what the state's hash maps share (random seeds, snapshots in key order);
 //! - [`rules`]: the policies that turn counts into assessments and decisions;
 //! - [`safety`]: what a decision must pass to become a ban (allowlists, breadth, breaker) and
 //!   repeat-offender escalation;
@@ -37,7 +36,6 @@ pub mod counters;
 pub mod dedup;
 pub mod dnsbl;
 pub mod greylist;
-mod hashed;
 mod lifecycle;
 mod manual_guard;
 mod observe;
@@ -61,7 +59,7 @@ use dedup::BatchLedger;
 use greylist::GreylistTable;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 /// Most MX host names interned; later ones count as "other hosts".
@@ -87,9 +85,8 @@ pub struct ReputationState {
     pub throttles: BTreeMap<IpAddr, counters::Throttle>,
     /// Tracked addresses whose verified client name is on the allowlist.
     pub named: BTreeSet<IpAddr>,
-    /// Counters per prefix, at every level the policy names (hashed like the addresses).
-    #[serde(serialize_with = "hashed::in_key_order")]
-    pub prefixes: HashMap<IpNet, PrefixStats>,
+    /// Counters per prefix, at every level the policy names.
+    pub prefixes: BTreeMap<IpNet, PrefixStats>,
     /// Agent batches already counted.
     pub batches: BatchLedger,
     /// Greylisting triplets and client networks.
