@@ -100,15 +100,16 @@ impl Members {
         let k = key(member);
         match self.times.binary_search_by(|(m, _)| m.cmp(&k)) {
             Ok(i) => self.times[i].1 = self.times[i].1.max(t),
-            Err(_) => {
+            Err(mut i) => {
                 if self.times.len() >= MEMBER_HOLD {
                     let from = self.newest_from();
                     self.times.retain(|(m, t)| (*t, *m) >= from);
+                    // The trim moved the members: search the place again, only then.
+                    i = self.times.partition_point(|(m, _)| *m < k);
                 } else if self.times.capacity() == 0 {
                     // A prefix seen once holds one element, not the four a first push makes.
                     self.times.reserve_exact(1);
                 }
-                let i = self.times.partition_point(|(m, _)| *m < k);
                 self.times.insert(i, (k, t));
             }
         }
