@@ -16,6 +16,8 @@ pub struct AgentMetrics {
     /// Log lines read, by `result`: event (evidence), ignored (no evidence), not_understood,
     /// unknown_shape (a Postfix line about a client in a shape not known).
     pub log_lines: Counter<u64>,
+    /// Connection verdicts the tail scout sent ahead of a log's unread backlog.
+    pub verdicts_sent_ahead: Counter<u64>,
     /// Events through the uplink, by `outcome`: queued, acknowledged, refused (by the cluster),
     /// dropped (the queue was full).
     pub uplink_events: Counter<u64>,
@@ -43,6 +45,11 @@ impl AgentMetrics {
     fn new(m: &Meter) -> Self {
         Self {
             log_lines: counter(m, "mxrep_agent_log_lines", "Log lines read, by result."),
+            verdicts_sent_ahead: counter(
+                m,
+                "mxrep_agent_verdicts_sent_ahead",
+                "Decisive connection verdicts sent ahead of a log's unread backlog.",
+            ),
             uplink_events: counter(
                 m,
                 "mxrep_uplink_events",

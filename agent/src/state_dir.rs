@@ -1,6 +1,7 @@
 //! What the agent remembers across restarts, in `--state-dir`: the position reached in each
 //! followed log (inode and offset), the connections open in it at a stop, the journal cursor (and
-//! the first start's moment, while no cursor exists), and the ban-list version it holds. Files
+//! the first start's moment, while no cursor exists), the connections the tail scout sent ahead
+//! and the in-order reader had not reached, and the ban-list version it holds. Files
 //! are replaced atomically (write, then rename), so a crash leaves the old or the new state,
 //! never half.
 
@@ -14,6 +15,13 @@ use std::path::{Path, PathBuf};
 pub struct Position {
     pub inode: u64,
     pub offset: u64,
+}
+
+/// The `connect from` lines, in one file, whose connections' verdicts were sent ahead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentAhead {
+    pub inode: u64,
+    pub offsets: Vec<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +95,18 @@ impl StateDir {
         open: &BTreeMap<PathBuf, Vec<(OpenKey, Conn)>>,
     ) -> std::io::Result<()> {
         self.store("open-connections.json", open)
+    }
+
+    /// Connections the tail scout sent ahead in each followed log and the in-order reader had not
+    /// reached when the agent stopped, taken once: the next run drops their verdicts.
+    pub fn take_sent_ahead(&self) -> BTreeMap<PathBuf, SentAhead> {
+        let sent = self.load("sent-ahead.json");
+        let _ = std::fs::remove_file(self.dir.join("sent-ahead.json"));
+        sent
+    }
+
+    pub fn save_sent_ahead(&self, sent: &BTreeMap<PathBuf, SentAhead>) -> std::io::Result<()> {
+        self.store("sent-ahead.json", sent)
     }
 
     pub fn ban_version(&self) -> u64 {

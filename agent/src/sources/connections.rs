@@ -32,6 +32,9 @@ pub struct Conn {
     relay_denied: bool,
     auth_failures: u32,
     protocol_error: Option<String>,
+    /// Its verdict was already sent by the tail scout: it ends without one here.
+    #[serde(default)]
+    sent_ahead: bool,
 }
 
 /// An open connection: the process that logs it (program, pid) and its client.
@@ -53,6 +56,12 @@ pub struct ConnectionTracker {
 impl ConnectionTracker {
     /// Feeds one line; returns the verdicts of connections that ended with it.
     pub fn feed(&mut self, line: Line) -> Vec<pb::Event> {
+        self.feed_marked(line, false)
+    }
+
+    /// Feeds one line; `sent_ahead` says that the connection this line opens was judged by the
+    /// tail scout already (`tail_scout`), whose verdict stands: none is returned for it here.
+    pub fn feed_marked(&mut self, line: Line, sent_ahead: bool) -> Vec<pb::Event> {
         let Parsed::Event(e) = line.parsed else {
             return vec![];
         };
@@ -93,7 +102,7 @@ impl ConnectionTracker {
         let key = (program, pid, addr);
         if let Some(Kind::Connect(_)) = &e.kind {
             if let Some(old) = self.open.remove(&key) {
-                out.push(verdict(old.last_ms, addr, &old, None));
+                out.extend(closed(old.last_ms, addr, &old, None));
             }
             if self.open.len() >= MAX_OPEN {
                 out.extend(self.judge_oldest());
@@ -104,6 +113,7 @@ impl ConnectionTracker {
                 Conn {
                     last_ms: t,
                     client_name: name,
+                    sent_ahead,
                     ..Conn::default()
                 },
             );
@@ -129,7 +139,7 @@ impl ConnectionTracker {
             }
             Some(Kind::Disconnect(d)) => {
                 let c = self.open.remove(&key).unwrap_or_default();
-                out.push(verdict(t, addr, &c, Some(&d.commands)));
+                out.extend(closed(t, addr, &c, Some(&d.commands)));
             }
             _ => {}
         }
@@ -149,7 +159,7 @@ impl ConnectionTracker {
             .into_iter()
             .filter_map(|k| {
                 let c = self.open.remove(&k)?;
-                Some(verdict(c.last_ms, k.2, &c, None))
+                closed(c.last_ms, k.2, &c, None)
             })
             .collect()
     }
@@ -183,11 +193,21 @@ impl ConnectionTracker {
             .and_then(|k| {
                 self.open
                     .remove(&k)
-                    .map(|c| verdict(c.last_ms, k.2, &c, None))
+                    .and_then(|c| closed(c.last_ms, k.2, &c, None))
             })
             .into_iter()
             .collect()
     }
+}
+
+/// The verdict of an open connection that ended, unless the tail scout sent it already.
+fn closed(
+    t: i64,
+    addr: IpAddr,
+    c: &Conn,
+    commands: Option<&[pb::CommandCount]>,
+) -> Option<pb::Event> {
+    (!c.sent_ahead).then(|| verdict(t, addr, c, commands))
 }
 
 /// "1 message", "2 messages".

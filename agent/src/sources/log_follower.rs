@@ -6,7 +6,7 @@
 use crate::state_dir::Position;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Longest line kept; longer ones are cut (and counted as not understood downstream).
@@ -14,12 +14,32 @@ const MAX_LINE: usize = 64 * 1024;
 /// Bytes remembered before the offset to recognise the file.
 const FINGERPRINT: usize = 64;
 
+/// One line read, and where in which file it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineAt {
+    /// The follower's epoch when the line was read: it changes when the follower moves to
+    /// another file (rotation) or the file starts over (truncation), so (epoch, offset) names
+    /// one line for as long as the follower runs.
+    pub epoch: u64,
+    /// The byte offset of the line's first byte in its file.
+    pub offset: u64,
+    pub text: String,
+}
+
+/// Follows one log file: the file open now, where it was read to, and how to tell it changed.
 pub struct LogFollower {
+    /// The path followed.
     path: PathBuf,
+    /// The file being read (the old one, after a rotation, until its end is read).
     file: Option<File>,
+    /// Its inode and how far it was read.
     pos: Position,
     /// The last bytes read before `pos.offset`, to notice an in-place truncation.
     tail: Vec<u8>,
+    /// Counts moves to another file or back to the start of this one (see [`LineAt::epoch`]).
+    epoch: u64,
+    /// Did the last read stop at its limit (more is there to read at once)?
+    capped: bool,
 }
 
 impl LogFollower {
@@ -30,6 +50,8 @@ impl LogFollower {
             file: None,
             pos: Position::default(),
             tail: Vec::new(),
+            epoch: 0,
+            capped: false,
         };
         if let Ok(file) = File::open(path) {
             if let Ok(meta) = file.metadata() {
@@ -57,8 +79,48 @@ impl LogFollower {
         &self.path
     }
 
+    /// The current epoch (see [`LineAt::epoch`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Did the last poll stop at its limit, with more to read at once?
+    pub fn capped(&self) -> bool {
+        self.capped
+    }
+
+    /// How long the file being read is now (None: no file).
+    pub fn file_len(&self) -> Option<u64> {
+        self.file.as_ref()?.metadata().ok().map(|m| m.len())
+    }
+
+    /// The bytes of the file being read from `from` to `to` (fewer if it is shorter), without
+    /// moving the read position.
+    pub fn bytes(&self, from: u64, to: u64) -> Vec<u8> {
+        let Some(file) = self.file.as_ref() else {
+            return vec![];
+        };
+        let mut buf = vec![0u8; to.saturating_sub(from) as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], from + got as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        buf.truncate(got);
+        buf
+    }
+
     /// Reads every complete line appended since the last call.
     pub fn poll(&mut self) -> Vec<String> {
+        self.poll_at(u64::MAX).into_iter().map(|l| l.text).collect()
+    }
+
+    /// Reads the complete lines appended since the last call, about `limit` bytes of them at
+    /// most (a rotated file's rest is read whole), each with its place.
+    pub fn poll_at(&mut self, limit: u64) -> Vec<LineAt> {
+        self.capped = false;
         let mut lines = Vec::new();
         let current = std::fs::metadata(&self.path).ok();
         match (&self.file, &current) {
@@ -72,11 +134,12 @@ impl LogFollower {
                         offset: 0,
                     };
                     self.tail.clear();
+                    self.epoch += 1;
                 }
             }
             (Some(_), Some(meta)) if meta.ino() != self.pos.inode => {
                 // Rotated by rename: finish the old file, then switch to the new one.
-                self.read_available(&mut lines);
+                self.read_available(&mut lines, u64::MAX);
                 self.flush_partial(&mut lines);
                 if let Ok(file) = File::open(&self.path) {
                     self.file = Some(file);
@@ -85,6 +148,7 @@ impl LogFollower {
                         offset: 0,
                     };
                     self.tail.clear();
+                    self.epoch += 1;
                 }
             }
             _ => {}
@@ -94,31 +158,41 @@ impl LogFollower {
             // Truncated in place (copytruncate): start over.
             self.pos.offset = 0;
             self.tail.clear();
+            self.epoch += 1;
         }
-        self.read_available(&mut lines);
+        self.read_available(&mut lines, limit);
         lines
     }
 
-    fn read_available(&mut self, lines: &mut Vec<String>) {
+    fn read_available(&mut self, lines: &mut Vec<LineAt>, limit: u64) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
         let mut buf = Vec::new();
         if file.seek(SeekFrom::Start(self.pos.offset)).is_err()
-            || file.read_to_end(&mut buf).is_err()
+            || file.take(limit).read_to_end(&mut buf).is_err()
         {
             return;
         }
+        self.capped = buf.len() as u64 == limit;
+        let (epoch, start) = (self.epoch, self.pos.offset);
+        let at = |i: usize, text: &[u8]| LineAt {
+            epoch,
+            offset: start + i as u64,
+            text: String::from_utf8_lossy(text).into_owned(),
+        };
         // Complete lines only: an unfinished last line is read again, whole, next time.
         let consumed = match buf.iter().rposition(|b| *b == b'\n') {
             Some(last) => {
+                let mut from = 0;
                 for line in buf[..last].split(|b| *b == b'\n') {
-                    lines.push(String::from_utf8_lossy(line).into_owned());
+                    lines.push(at(from, line));
+                    from += line.len() + 1;
                 }
                 last + 1
             }
             None if buf.len() > MAX_LINE => {
-                lines.push(String::from_utf8_lossy(&buf[..MAX_LINE]).into_owned());
+                lines.push(at(0, &buf[..MAX_LINE]));
                 buf.len()
             }
             None => 0,
@@ -146,7 +220,7 @@ impl LogFollower {
             || now != self.tail
     }
 
-    fn flush_partial(&mut self, lines: &mut Vec<String>) {
+    fn flush_partial(&mut self, lines: &mut Vec<LineAt>) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
@@ -155,7 +229,11 @@ impl LogFollower {
             && file.read_to_end(&mut buf).is_ok()
             && !buf.is_empty()
         {
-            lines.push(String::from_utf8_lossy(&buf).into_owned());
+            lines.push(LineAt {
+                epoch: self.epoch,
+                offset: self.pos.offset,
+                text: String::from_utf8_lossy(&buf).into_owned(),
+            });
         }
     }
 }

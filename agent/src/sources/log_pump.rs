@@ -2,14 +2,19 @@
 //! turns each SMTP connection into one verdict (`connections`), and pushes the verdicts to the
 //! uplink; remembers how far each log was read, so a restart neither loses nor repeats lines.
 //! A file is either a syslog-style Postfix log or a container log in the CRI format.
+//!
+//! A log is read in chunks of about a megabyte; while a syslog-style log is far behind, the tail
+//! scout (`tail_scout`) looks at its newest lines between two chunks and sends decisive verdicts
+//! ahead of the backlog.
 
 use super::connections::{Conn, ConnectionTracker, Key as OpenKey};
 use super::cri::CriJoiner;
 use super::log_follower::LogFollower;
 use super::postfix::{parse_line_in, Line, Parsed};
 use super::stamp_skew::{Stamp, StampSkew};
+use super::tail_scout::TailScout;
 use super::timezone::LogTimezone;
-use crate::state_dir::{Position, StateDir};
+use crate::state_dir::{Position, SentAhead, StateDir};
 use crate::uplink::Uplink;
 use mxrep_common::lock::MutexExt as _;
 use mxrep_common::telemetry::instruments::kv;
@@ -21,6 +26,9 @@ use std::time::{Duration, Instant};
 
 /// How often followed logs are checked for new lines.
 const LOG_POLL: Duration = Duration::from_millis(10);
+/// Most bytes read in one go: a log far behind is read chunk by chunk, the tail scout looking
+/// between two chunks.
+const CHUNK: u64 = 1024 * 1024;
 /// A container log gone this long belongs to a pod that is gone: stop following it.
 const GONE_AFTER: Duration = Duration::from_secs(300);
 
@@ -47,6 +55,9 @@ pub struct Pump {
     /// Connections open in each log when the agent last stopped (taken up by its follower), and
     /// those open now that it stops.
     open_connections: Arc<Mutex<OpenConnections>>,
+    /// Connections the tail scout sent ahead in each log when the agent last stopped (taken up by
+    /// its follower), and those of now when it stops.
+    sent_ahead: Arc<Mutex<BTreeMap<PathBuf, SentAhead>>>,
     /// Set when the agent stops: followers read no further.
     stopping: Arc<AtomicBool>,
     /// Followers still running.
@@ -77,6 +88,7 @@ impl Pump {
         Self {
             positions: Arc::new(Mutex::new(state.positions())),
             open_connections: Arc::new(Mutex::new(state.take_open_connections())),
+            sent_ahead: Arc::new(Mutex::new(state.take_sent_ahead())),
             state: state.clone(),
             uplink: uplink.clone(),
             tz: tz.clone(),
@@ -136,6 +148,12 @@ impl Pump {
         if let Some(open) = self.open_connections.locked().remove(f.path()) {
             connections.import(open);
         }
+        let mut scout = TailScout::default();
+        if let Some(saved) = self.sent_ahead.locked().remove(f.path()) {
+            if saved.inode == f.position().inode {
+                scout.import(f.epoch(), &saved.offsets);
+            }
+        }
         let mut cri = CriJoiner::default();
         let mut missing_since: Option<Instant> = None;
         let mut skew = StampSkew::default();
@@ -153,6 +171,15 @@ impl Pump {
                 if let Err(e) = self.state.save_open_connections(&open) {
                     tracing::warn!("cannot save the open connections: {e}");
                 }
+                let mut sent = self.sent_ahead.locked();
+                let offsets = scout.export(f.epoch());
+                if !offsets.is_empty() {
+                    let inode = f.position().inode;
+                    sent.insert(f.path().to_path_buf(), SentAhead { inode, offsets });
+                }
+                if let Err(e) = self.state.save_sent_ahead(&sent) {
+                    tracing::warn!("cannot save the connections sent ahead: {e}");
+                }
                 return;
             }
             let before = f.position();
@@ -162,7 +189,9 @@ impl Pump {
             }
             let mut lines = [0u64; 4];
             let now_ms = now.timestamp_millis();
-            for line in f.poll() {
+            for at in f.poll_at(CHUNK) {
+                let sent_ahead = scout.take(at.epoch, at.offset);
+                let line = at.text;
                 let mut read = match format {
                     FileFormat::Syslog => parse_line_in(&line, now, &self.tz),
                     FileFormat::Cri => match cri.push(&line) {
@@ -184,7 +213,7 @@ impl Pump {
                 }
                 match &read.parsed {
                     Parsed::Event(_) => {
-                        for e in connections.feed(read) {
+                        for e in connections.feed_marked(read, sent_ahead) {
                             self.uplink.push(e);
                         }
                     }
@@ -209,6 +238,10 @@ impl Pump {
                         }
                     }
                 }
+            }
+            scout.forget_before(f.epoch());
+            if format == FileFormat::Syslog {
+                self.scout_ahead(&f, &mut scout, now);
             }
             if let Some(why) = skew.report() {
                 tracing::warn!("{}: {why}", f.path().display());
@@ -242,7 +275,44 @@ impl Pump {
                     return;
                 }
             }
-            tokio::time::sleep(LOG_POLL).await;
+            if f.capped() {
+                // More is there now: the next chunk at once (after letting other tasks run).
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(LOG_POLL).await;
+            }
+        }
+    }
+
+    /// Sends ahead the decisive verdicts in the newest lines of `f` when it is far behind.
+    fn scout_ahead(
+        &self,
+        f: &LogFollower,
+        scout: &mut TailScout,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let Some(len) = f.file_len() else {
+            return;
+        };
+        let (epoch, read_to) = (f.epoch(), f.position().offset);
+        let Some(start) = scout.next_start(epoch, read_to, len) else {
+            return;
+        };
+        let bytes = f.bytes(start, len);
+        let ahead = scout.pass(epoch, read_to, start, &bytes, now, &self.tz);
+        if !ahead.is_empty() {
+            tracing::debug!(
+                "{}: {} decisive verdicts sent ahead of {} unread bytes",
+                f.path().display(),
+                ahead.len(),
+                len - read_to
+            );
+            crate::metrics::agent()
+                .verdicts_sent_ahead
+                .add(ahead.len() as u64, &[]);
+        }
+        for e in ahead {
+            self.uplink.push(e);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`postfix`]: the line parser (smtpd, postscreen, Exim), pure;
 //! - [`connections`]: one verdict per SMTP connection from its lines;
 //! - [`log_follower`], [`log_pump`]: files followed across rotation and restarts, lines to verdicts;
+//! - [`tail_scout`]: decisive verdicts from the newest lines of a log far behind, sent ahead;
 //! - [`container_logs`], [`cri`]: pods' log files found by glob, the CRI format;
 //! - [`journal`]: the systemd journal through `journalctl`;
 //! - [`syslog`]: the UDP/TCP syslog receiver;
@@ -25,6 +26,7 @@ pub mod policy_server;
 pub mod postfix;
 pub mod stamp_skew;
 pub mod syslog;
+pub mod tail_scout;
 pub mod timezone;
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use regex::Regex;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-mod bsd_header;
+pub(crate) mod bsd_header;
 pub mod exim;
 mod postscreen;
 mod smtpd;

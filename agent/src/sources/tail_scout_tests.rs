@@ -1,0 +1,175 @@
+//! Tests of the tail scout: verdicts sent ahead are those the in-order reader reaches, once.
+
+use super::*;
+use crate::sources::postfix::parse_line_in;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+const STAMP: &str = "Dec  7 21:00:00";
+
+/// One connection's lines from smtpd `pid`, client `addr`, of class `class`.
+fn connection(pid: u32, addr: &str, class: u32) -> Vec<String> {
+    let p = format!("{STAMP} mx1 postfix/smtpd[{pid}]:");
+    let c = format!("unknown[{addr}]");
+    let reject = format!("{p} NOQUEUE: reject: RCPT from {c}: 550 5.1.1 <x@mx1.test>: Recipient address rejected: User unknown in local recipient table; from=<s@spam.test> to=<x@mx1.test> proto=ESMTP helo=<spam.test>");
+    match class {
+        0 => vec![
+            format!("{p} connect from {c}"),
+            format!("{p} 4A{pid:X}: client={c}"),
+            format!("{p} disconnect from {c} ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"),
+        ],
+        1 => vec![
+            format!("{p} connect from {c}"),
+            reject,
+            format!("{p} disconnect from {c} ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4"),
+        ],
+        2 => vec![
+            format!("{p} connect from {c}"),
+            format!("{p} disconnect from {c} ehlo=1 quit=1 commands=2"),
+        ],
+        _ => vec![
+            format!("{p} connect from {c}"),
+            reject.clone(),
+            reject.clone(),
+            reject,
+            format!("{p} 4A{pid:X}: client={c}"),
+            format!("{p} disconnect from {c} ehlo=1 mail=1 rcpt=1/4 data=1 quit=1 commands=5/8"),
+        ],
+    }
+}
+
+/// A log of `n` connections over 20 smtpd processes, their lines interleaved.
+fn log(rng: &mut StdRng, n: usize) -> Vec<u8> {
+    let mut open: Vec<std::collections::VecDeque<String>> = vec![];
+    let mut out = String::new();
+    let mut started = 0;
+    while started < n || !open.is_empty() {
+        if started < n && (open.len() < 20 && rng.gen_bool(0.5) || open.is_empty()) {
+            let pid = 100 + (started % 20) as u32;
+            let addr = format!("198.51.{}.{}", started % 7, started % 250);
+            // Few bad ones, as in real traffic.
+            let class = if rng.gen_bool(0.9) {
+                0
+            } else {
+                rng.gen_range(1..4)
+            };
+            if open.iter().all(|c| !c[0].contains(&format!("[{pid}]"))) {
+                open.push(connection(pid, &addr, class).into());
+            }
+            started += 1;
+        } else {
+            let i = rng.gen_range(0..open.len());
+            out.push_str(&open[i].pop_front().unwrap());
+            out.push('\n');
+            if open[i].is_empty() {
+                open.remove(i);
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+/// Verdicts, comparable.
+fn key(e: &pb::Event) -> String {
+    format!("{:?}", e)
+}
+
+/// The in-order reader alone.
+fn in_order(bytes: &[u8]) -> Vec<String> {
+    let now = Utc::now();
+    let mut t = ConnectionTracker::default();
+    let mut out: Vec<String> = lines(bytes, 0)
+        .flat_map(|(_, raw)| {
+            t.feed(parse_line_in(
+                &String::from_utf8_lossy(raw),
+                now,
+                &LogTimezone::Utc,
+            ))
+        })
+        .map(|e| key(&e))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn verdicts_sent_ahead_are_counted_once_and_are_those_the_in_order_reader_reaches() {
+    let now = Utc::now();
+    let tz = LogTimezone::Utc;
+    for seed in 0..12u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let bytes = log(&mut rng, 12_000);
+        let expected = in_order(&bytes);
+        // The file grows by random amounts (lines cut anywhere); the in-order reader takes
+        // 64 KiB chunks of whole lines, the scout looks between two.
+        let (mut len, mut read_to) = (0usize, 0usize);
+        let mut scout = TailScout::default();
+        let mut tracker = ConnectionTracker::default();
+        let mut got: Vec<String> = vec![];
+        let mut ahead = 0;
+        while read_to < bytes.len() {
+            len = (len + rng.gen_range(0..300_000)).min(bytes.len());
+            let chunk_end = (read_to + 64 * 1024).min(len);
+            let whole = match memchr::memrchr(b'\n', &bytes[read_to..chunk_end]) {
+                Some(i) => read_to + i + 1,
+                None => read_to,
+            };
+            for (offset, raw) in lines(&bytes[read_to..whole], read_to as u64) {
+                let line = parse_line_in(&String::from_utf8_lossy(raw), now, &tz);
+                let sent = scout.take(0, offset);
+                got.extend(tracker.feed_marked(line, sent).iter().map(key));
+            }
+            read_to = whole;
+            let read_to = read_to as u64;
+            if let Some(start) = scout.next_start(0, read_to, len as u64) {
+                let window = &bytes[start as usize..len];
+                let sent = scout.pass(0, read_to, start, window, now, &tz);
+                ahead += sent.len();
+                got.extend(sent.iter().map(key));
+            }
+        }
+        got.sort();
+        assert_eq!(got, expected, "seed {seed}: every verdict exactly once");
+        assert!(
+            scout.sent.is_empty(),
+            "seed {seed}: every place sent ahead was reached"
+        );
+        assert_eq!(ahead as u64, scout.sent_total);
+        if seed == 0 {
+            assert!(ahead > 100, "the scout sent {ahead} verdicts ahead");
+        }
+    }
+}
+
+#[test]
+fn delivered_mail_is_not_suspect_and_anything_else_is() {
+    let d = |counts: &str| {
+        format!("{STAMP} mx1 postfix/smtpd[7]: disconnect from unknown[192.0.2.1] {counts}")
+    };
+    assert!(!suspect_disconnect(
+        d("ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5").as_bytes()
+    ));
+    assert!(!suspect_disconnect(
+        d("ehlo=1 mail=1 rcpt=1 bdat=1 quit=1 commands=5").as_bytes()
+    ));
+    assert!(suspect_disconnect(
+        d("ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4").as_bytes()
+    ));
+    assert!(suspect_disconnect(
+        d("ehlo=1 auth=0/1 commands=1/2").as_bytes()
+    ));
+    assert!(suspect_disconnect(d("ehlo=1 quit=1 commands=2").as_bytes()));
+    assert!(!suspect_disconnect(
+        format!("{STAMP} mx1 postfix/smtpd[7]: connect from unknown[192.0.2.1]").as_bytes()
+    ));
+}
+
+#[test]
+fn a_connection_cut_by_the_bytes_looked_at_is_left_to_the_in_order_reader() {
+    let now = Utc::now();
+    let text = connection(9, "192.0.2.9", 1).join("\n") + "\n";
+    let whole = judge(text.as_bytes(), 0, now, &LogTimezone::Utc);
+    assert_eq!(whole.len(), 1);
+    assert_eq!(whole[0].connect_at, 0);
+    let cut = text.find('\n').unwrap() + 1;
+    assert!(judge(&text.as_bytes()[cut..], cut as u64, now, &LogTimezone::Utc).is_empty());
+}
