@@ -3,16 +3,15 @@
 //! uplink; remembers how far each log was read, so a restart neither loses nor repeats lines.
 //! A file is either a syslog-style Postfix log or a container log in the CRI format.
 //!
-//! A log is read in chunks of about a megabyte; while a syslog-style log is far behind, the tail
-//! scout (`tail_scout`) looks at its newest lines between two chunks and sends decisive verdicts
-//! ahead of the backlog.
+//! A log is read in chunks of a few megabytes; while a syslog-style log is far behind, its tail
+//! scout (`tail_scout`, a task beside the reader) sends decisive verdicts ahead of the backlog.
 
 use super::connections::{Conn, ConnectionTracker, Key as OpenKey};
 use super::cri::CriJoiner;
 use super::log_follower::LogFollower;
 use super::postfix::{parse_line_in, Line, Parsed};
 use super::stamp_skew::{Stamp, StampSkew};
-use super::tail_scout::TailScout;
+use super::tail_scout::{self, AheadLedger};
 use super::timezone::LogTimezone;
 use crate::state_dir::{Position, SentAhead, StateDir};
 use crate::uplink::Uplink;
@@ -26,9 +25,9 @@ use std::time::{Duration, Instant};
 
 /// How often followed logs are checked for new lines.
 const LOG_POLL: Duration = Duration::from_millis(10);
-/// Most bytes read in one go: a log far behind is read chunk by chunk, the tail scout looking
-/// between two chunks.
-const CHUNK: u64 = 1024 * 1024;
+/// Most bytes read in one go: a log far behind (a catch-up of a large file) is read chunk by
+/// chunk, never whole into memory.
+const CHUNK: u64 = 4 * 1024 * 1024;
 /// A container log gone this long belongs to a pod that is gone: stop following it.
 const GONE_AFTER: Duration = Duration::from_secs(300);
 
@@ -138,21 +137,32 @@ impl Pump {
         let saved = saved.or(from_start.then(Position::default));
         let f = LogFollower::new(path, saved);
         let running = Running::new(&self.active);
-        tokio::spawn(self.clone().run(f, format, running));
+        let ledger = Arc::new(AheadLedger::default());
+        if let Some(saved) = self.sent_ahead.locked().remove(path) {
+            if saved.inode == f.position().inode {
+                ledger.import(f.epoch(), &saved.offsets);
+            }
+        }
+        if format == FileFormat::Syslog {
+            let (path, ledger, uplink) = (path.to_path_buf(), ledger.clone(), self.uplink.clone());
+            let (tz, stopping) = (self.tz.clone(), self.stopping.clone());
+            tokio::spawn(async move { tail_scout::run(&path, ledger, uplink, tz, stopping).await });
+        }
+        tokio::spawn(self.clone().run(f, format, ledger, running));
     }
 
-    async fn run(self, mut f: LogFollower, format: FileFormat, _running: Running) {
+    async fn run(
+        self,
+        mut f: LogFollower,
+        format: FileFormat,
+        ledger: Arc<AheadLedger>,
+        _running: Running,
+    ) {
         let mut not_understood = 0u64;
         let mut shapes = HashSet::new();
         let mut connections = ConnectionTracker::default();
         if let Some(open) = self.open_connections.locked().remove(f.path()) {
             connections.import(open);
-        }
-        let mut scout = TailScout::default();
-        if let Some(saved) = self.sent_ahead.locked().remove(f.path()) {
-            if saved.inode == f.position().inode {
-                scout.import(f.epoch(), &saved.offsets);
-            }
         }
         let mut cri = CriJoiner::default();
         let mut missing_since: Option<Instant> = None;
@@ -172,7 +182,7 @@ impl Pump {
                     tracing::warn!("cannot save the open connections: {e}");
                 }
                 let mut sent = self.sent_ahead.locked();
-                let offsets = scout.export(f.epoch());
+                let offsets = ledger.close();
                 if !offsets.is_empty() {
                     let inode = f.position().inode;
                     sent.insert(f.path().to_path_buf(), SentAhead { inode, offsets });
@@ -189,8 +199,10 @@ impl Pump {
             }
             let mut lines = [0u64; 4];
             let now_ms = now.timestamp_millis();
-            for at in f.poll_at(CHUNK) {
-                let sent_ahead = scout.take(at.epoch, at.offset);
+            let read = f.poll_at(CHUNK);
+            let pos = f.position();
+            let sent_ahead = ledger.reader_read(f.epoch(), pos.inode, pos.offset, &read);
+            for (at, sent_ahead) in read.into_iter().zip(sent_ahead) {
                 let line = at.text;
                 let mut read = match format {
                     FileFormat::Syslog => parse_line_in(&line, now, &self.tz),
@@ -239,10 +251,6 @@ impl Pump {
                     }
                 }
             }
-            scout.forget_before(f.epoch());
-            if format == FileFormat::Syslog {
-                self.scout_ahead(&f, &mut scout, now);
-            }
             if let Some(why) = skew.report() {
                 tracing::warn!("{}: {why}", f.path().display());
             }
@@ -272,6 +280,7 @@ impl Pump {
                     );
                     self.followed.locked().remove(f.path());
                     self.positions.locked().remove(f.path());
+                    ledger.close();
                     return;
                 }
             }
@@ -281,38 +290,6 @@ impl Pump {
             } else {
                 tokio::time::sleep(LOG_POLL).await;
             }
-        }
-    }
-
-    /// Sends ahead the decisive verdicts in the newest lines of `f` when it is far behind.
-    fn scout_ahead(
-        &self,
-        f: &LogFollower,
-        scout: &mut TailScout,
-        now: chrono::DateTime<chrono::Utc>,
-    ) {
-        let Some(len) = f.file_len() else {
-            return;
-        };
-        let (epoch, read_to) = (f.epoch(), f.position().offset);
-        let Some(start) = scout.next_start(epoch, read_to, len) else {
-            return;
-        };
-        let bytes = f.bytes(start, len);
-        let ahead = scout.pass(epoch, read_to, start, &bytes, now, &self.tz);
-        if !ahead.is_empty() {
-            tracing::debug!(
-                "{}: {} decisive verdicts sent ahead of {} unread bytes",
-                f.path().display(),
-                ahead.len(),
-                len - read_to
-            );
-            crate::metrics::agent()
-                .verdicts_sent_ahead
-                .add(ahead.len() as u64, &[]);
-        }
-        for e in ahead {
-            self.uplink.push(e);
         }
     }
 }

@@ -6,7 +6,8 @@
 //! - [`postfix`]: the line parser (smtpd, postscreen, Exim), pure;
 //! - [`connections`]: one verdict per SMTP connection from its lines;
 //! - [`log_follower`], [`log_pump`]: files followed across rotation and restarts, lines to verdicts;
-//! - [`tail_scout`]: decisive verdicts from the newest lines of a log far behind, sent ahead;
+//! - [`tail_scout`], [`ahead_ledger`]: decisive verdicts from the newest lines of a log far behind,
+//!   sent ahead, and what keeps them from being counted twice;
 //! - [`container_logs`], [`cri`]: pods' log files found by glob, the CRI format;
 //! - [`journal`]: the systemd journal through `journalctl`;
 //! - [`syslog`]: the UDP/TCP syslog receiver;
@@ -14,6 +15,7 @@
 //! - [`policy_request`], [`policy_server`], [`greylist`]: reading policy requests, Postfix's
 //!   policy service and its greylisting.
 
+pub mod ahead_ledger;
 pub mod connections;
 pub mod container_logs;
 pub mod cri;

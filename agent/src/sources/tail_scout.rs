@@ -1,9 +1,10 @@
 //! The tail scout: when a followed log is far behind (a burst of mail, a catch-up after a
 //! restart), the decisive line just written sits behind everything not yet read, and the in-order
-//! reader reaches it only after parsing all of that. Between two chunks of the in-order reader the
-//! scout looks at the newest bytes, finds the connections there that may decide a ban, and sends
-//! their verdicts ahead; the in-order reader, reaching those connections, drops its own verdict
-//! for them. Every connection is still counted exactly once.
+//! reader reaches it only after parsing all of that. Beside the in-order reader, a task of its own
+//! looks at the newest bytes every few milliseconds, finds the connections there that may decide
+//! a ban, and sends their verdicts ahead; the in-order reader, reaching those connections, drops
+//! its own verdict for them ([`AheadLedger`] keeps the two apart). Every connection is still
+//! counted exactly once.
 //!
 //! The scout is cheap: it parses only the lines of suspect connections. A `disconnect from` line
 //! whose command counts all succeeded and include a message (`… data=1 quit=1 commands=5`) is
@@ -14,17 +15,25 @@
 //! scout's verdict is the one the in-order reader would reach. Connections that straddle the
 //! bytes looked at, postscreen's lines and Exim's lines are left to the in-order reader.
 
+pub use super::ahead_ledger::AheadLedger;
 use super::connections::{ConnectionTracker, Key};
 use super::postfix::bsd_header::bsd_fields;
 use super::postfix::{parse_line_in, Parsed};
 use super::timezone::LogTimezone;
 use crate::uplink::priority::is_decisive;
+use crate::uplink::Uplink;
 use chrono::{DateTime, Utc};
 use memchr::memmem;
 use mxrep_proto::v1 as pb;
 use pb::event::Kind;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::fs::File;
 use std::net::IpAddr;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The scout looks only when the unread part of a log is at least this long: below it the
 /// in-order reader reaches the end within a chunk or two anyway.
@@ -34,7 +43,9 @@ pub const SCOUT_AFTER: u64 = 512 * 1024;
 pub const SCOUT_BYTES: u64 = 8 * 1024 * 1024;
 /// Bytes before where the last pass ended looked at again, so that a connection whose lines
 /// began just before it is judged whole.
-const OVERLAP: u64 = 64 * 1024;
+pub const OVERLAP: u64 = 64 * 1024;
+/// How often the scout looks.
+const LOOK_EVERY: Duration = Duration::from_millis(5);
 
 /// A decisive verdict found ahead, and where its connection's `connect from` line starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,98 +54,55 @@ pub struct Ahead {
     pub event: pb::Event,
 }
 
-/// Connections sent ahead in one followed log, by the place of their `connect from` line.
-#[derive(Debug, Default)]
-pub struct TailScout {
-    /// (epoch of the follower, offset) of the connect lines whose verdicts were sent ahead and
-    /// the in-order reader has not reached yet.
-    sent: HashSet<(u64, u64)>,
-    /// Where the last pass ended: (epoch, offset).
-    scanned_to: (u64, u64),
-    /// Verdicts sent ahead since the start, for tests and metrics.
-    pub sent_total: u64,
-}
-
-impl TailScout {
-    /// Was the connection opened by the line at (`epoch`, `offset`) sent ahead? Forgets it: the
-    /// in-order reader is there now.
-    pub fn take(&mut self, epoch: u64, offset: u64) -> bool {
-        !self.sent.is_empty() && self.sent.remove(&(epoch, offset))
-    }
-
-    /// Forgets what the in-order reader can no longer reach: places in files of an epoch before
-    /// `epoch` (rotated away or truncated).
-    pub fn forget_before(&mut self, epoch: u64) {
-        self.sent.retain(|(e, _)| *e >= epoch);
-    }
-
-    /// The places sent ahead in `epoch`, to be kept across a restart of the agent.
-    pub fn export(&self, epoch: u64) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .sent
-            .iter()
-            .filter(|(e, _)| *e == epoch)
-            .map(|(_, o)| *o)
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Takes up places sent ahead before a restart, in the follower's `epoch`.
-    pub fn import(&mut self, epoch: u64, offsets: &[u64]) {
-        self.sent.extend(offsets.iter().map(|o| (epoch, *o)));
-    }
-
-    /// Where the next pass starts reading, given the in-order reader at `read_to` and the file
-    /// `len` long (both in `epoch`), or None when the scout need not look.
-    pub fn next_start(&self, epoch: u64, read_to: u64, len: u64) -> Option<u64> {
-        if len.saturating_sub(read_to) < SCOUT_AFTER {
-            return None;
-        }
-        let mut start = read_to.max(len - SCOUT_BYTES.min(len));
-        if self.scanned_to.0 == epoch {
-            if self.scanned_to.1 >= len {
-                return None;
-            }
-            start = start.max(self.scanned_to.1.saturating_sub(OVERLAP));
-        }
-        Some(start)
-    }
-
-    /// Looks at `bytes`, read from the file at `start` (in `epoch`) while the in-order reader is at
-    /// `read_to`; returns the verdicts to send ahead and remembers their places. A first line
-    /// cut by `start` is skipped.
-    pub fn pass(
-        &mut self,
-        epoch: u64,
-        read_to: u64,
-        start: u64,
-        bytes: &[u8],
-        now: DateTime<Utc>,
-        tz: &LogTimezone,
-    ) -> Vec<pb::Event> {
-        let whole_from = if start == read_to {
-            0
-        } else {
-            match memchr::memchr(b'\n', bytes) {
-                Some(i) => i + 1,
-                None => return vec![],
-            }
+/// The scout of the log at `path`: until `stopping`, looks at its newest bytes whenever its
+/// in-order reader (whose place `ledger` holds) is far behind, and pushes what it sends ahead.
+pub async fn run(
+    path: &Path,
+    ledger: Arc<AheadLedger>,
+    uplink: Uplink,
+    tz: LogTimezone,
+    stopping: Arc<AtomicBool>,
+) {
+    let mut file: Option<(u64, File)> = None;
+    while !stopping.load(Ordering::SeqCst) && !ledger.is_closed() {
+        tokio::time::sleep(LOOK_EVERY).await;
+        let Some(inode) = ledger.inode() else {
+            continue;
         };
-        let end = match memchr::memrchr(b'\n', bytes) {
-            Some(i) if i + 1 > whole_from => i + 1,
-            _ => return vec![],
-        };
-        self.scanned_to = (epoch, start + end as u64);
-        let base = start + whole_from as u64;
-        let mut out = vec![];
-        for a in judge(&bytes[whole_from..end], base, now, tz) {
-            if a.connect_at >= read_to && self.sent.insert((epoch, a.connect_at)) {
-                self.sent_total += 1;
-                out.push(a.event);
-            }
+        // The file the in-order reader reads: the path's, unless it was rotated away.
+        if file.as_ref().is_none_or(|(i, _)| *i != inode) {
+            file = File::open(path)
+                .ok()
+                .filter(|f| f.metadata().is_ok_and(|m| m.ino() == inode))
+                .map(|f| (inode, f));
         }
-        out
+        let Some((_, f)) = file.as_ref() else {
+            continue;
+        };
+        let Ok(len) = f.metadata().map(|m| m.len()) else {
+            continue;
+        };
+        let Some((epoch, start)) = ledger.next_start(inode, len) else {
+            continue;
+        };
+        let mut bytes = vec![0u8; (len - start) as usize];
+        if f.read_exact_at(&mut bytes, start).is_err() {
+            continue;
+        }
+        let ahead = ledger.pass(epoch, start, &bytes, chrono::Utc::now(), &tz);
+        if !ahead.is_empty() {
+            tracing::debug!(
+                "{}: {} decisive verdicts sent ahead of the unread part",
+                path.display(),
+                ahead.len()
+            );
+            crate::metrics::agent()
+                .verdicts_sent_ahead
+                .add(ahead.len() as u64, &[]);
+        }
+        for e in ahead {
+            uplink.push(e);
+        }
     }
 }
 
@@ -153,83 +121,90 @@ fn lines(region: &[u8], base: u64) -> impl Iterator<Item = (u64, &[u8])> {
     })
 }
 
-/// Does this `disconnect from` line's command list show anything but delivered mail?
-fn suspect_disconnect(line: &[u8]) -> bool {
-    let Some(at) = memmem::find(line, b": disconnect from ") else {
-        return false;
-    };
-    let rest = &line[at..];
+/// Does this `disconnect from` message's command list show anything but delivered mail?
+fn suspect_disconnect(msg: &[u8]) -> bool {
     // The counts follow the client's `NAME[ADDR]`.
-    let counts = match memchr::memchr(b']', rest) {
-        Some(i) => &rest[i + 1..],
+    let counts = match memchr::memchr(b']', msg) {
+        Some(i) => &msg[i + 1..],
         None => return true,
     };
     memchr::memchr(b'/', counts).is_some()
         || (memmem::find(counts, b" data=").is_none() && memmem::find(counts, b" bdat=").is_none())
 }
 
-/// The smtpd process id in `line`'s header, or None when the header is not a plain one (the
-/// line is then parsed whole).
-fn header_pid(line: &str) -> Option<Option<u32>> {
-    let f = bsd_fields(line)?;
-    Some(f.pid.and_then(|p| p.parse().ok()))
+/// The process that wrote a line, as far as a quick look at its header tells.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer<'a> {
+    /// A plain header naming the program and its process id.
+    Process(&'a str, u32),
+    /// A plain header without a process id: no connection's line.
+    Nobody,
+    /// A header the quick look is not sure of: parsed whole where it matters.
+    Unknown,
 }
 
-/// The decisive verdicts of the connections wholly inside `region`.
+/// Longest span, in lines, from a connection's first line to its last that the scout follows.
+const MAX_SPAN: usize = 20_000;
+
+/// The decisive verdicts of the connections wholly inside `region` (whole lines, the first at
+/// file offset `base`). A quick pass reads only the headers and finds each suspect connection's
+/// span (its process's last `connect from` before the suspect `disconnect from`); only the lines
+/// of those spans are parsed, through a tracker of their own.
 pub fn judge(region: &[u8], base: u64, now: DateTime<Utc>, tz: &LogTimezone) -> Vec<Ahead> {
-    // 1. Suspect processes, from their disconnect lines.
-    let mut suspects: HashSet<u32> = HashSet::new();
-    for (_, raw) in lines(region, base) {
-        if suspect_disconnect(raw) {
-            let text = String::from_utf8_lossy(raw);
-            if let Some((_, pid)) = parse_line_in(&text, now, tz).process {
-                suspects.insert(pid);
-            }
-        }
-    }
-    if suspects.is_empty() {
-        return vec![];
-    }
-    // 2. Every line of a suspect process, through a tracker of its own.
-    let mut tracker = ConnectionTracker::default();
-    let mut opened: HashMap<Key, u64> = HashMap::new();
-    let mut out = vec![];
+    let mut seen: Vec<(u64, &[u8], Writer)> = Vec::new();
+    let mut last_connect: HashMap<(&str, u32), usize> = HashMap::new();
+    let mut spans: Vec<(Writer, usize, usize)> = Vec::new();
     for (offset, raw) in lines(region, base) {
-        let text = String::from_utf8_lossy(raw);
-        if let Some(pid) = header_pid(&text) {
-            if !pid.is_some_and(|p| suspects.contains(&p)) {
-                continue;
-            }
-        }
-        let line = parse_line_in(&text, now, tz);
-        let Parsed::Event(e) = &line.parsed else {
-            continue;
-        };
-        let Some((program, pid)) = line.process.clone() else {
-            continue;
-        };
-        if program.ends_with("postscreen") || !suspects.contains(&pid) {
-            continue;
-        }
-        let Ok(addr) = e.client_address.parse::<IpAddr>() else {
-            continue;
-        };
-        let key = (program, pid, addr);
-        let kind = e.kind.clone();
-        let verdicts = tracker.feed(line);
-        match kind {
-            Some(Kind::Connect(_)) => {
-                opened.insert(key, offset);
-            }
-            Some(Kind::Disconnect(_)) => {
-                let connect_at = opened.remove(&key);
-                if let (Some(connect_at), Some(event)) = (connect_at, verdicts.into_iter().last()) {
-                    if is_decisive(&event) {
-                        out.push(Ahead { connect_at, event });
+        let i = seen.len();
+        let fields = std::str::from_utf8(raw).ok().and_then(bsd_fields);
+        let writer = match fields.map(|f| (f, f.pid.map(str::parse::<u32>))) {
+            None | Some((_, Some(Err(_)))) => Writer::Unknown,
+            Some((_, None)) => Writer::Nobody,
+            Some((f, Some(Ok(pid)))) => {
+                let msg = f.msg.as_bytes();
+                if msg.starts_with(b"connect from ") {
+                    last_connect.insert((f.program, pid), i);
+                } else if msg.starts_with(b"disconnect from ") && suspect_disconnect(msg) {
+                    if let Some(c) = last_connect.get(&(f.program, pid)) {
+                        spans.push((Writer::Process(f.program, pid), *c, i));
                     }
                 }
+                Writer::Process(f.program, pid)
             }
-            _ => {}
+        };
+        seen.push((offset, raw, writer));
+    }
+    let mut out = vec![];
+    for (writer, c, d) in spans {
+        if d - c > MAX_SPAN {
+            continue;
+        }
+        let mut tracker = ConnectionTracker::default();
+        let mut verdict = None;
+        let mut keys: Vec<Key> = vec![];
+        for (_, raw, w) in &seen[c..=d] {
+            if *w != writer && *w != Writer::Unknown {
+                continue;
+            }
+            let line = parse_line_in(&String::from_utf8_lossy(raw), now, tz);
+            if let (Parsed::Event(e), Some((program, pid))) = (&line.parsed, &line.process) {
+                if let (Some(Kind::Connect(_) | Kind::Disconnect(_)), Ok(addr)) =
+                    (&e.kind, e.client_address.parse::<IpAddr>())
+                {
+                    keys.push((program.clone(), *pid, addr));
+                }
+            }
+            verdict = tracker.feed(line).into_iter().last();
+        }
+        // The span's first line opened the connection its last line closed.
+        let whole = keys.len() == 2 && keys[0] == keys[1] && !keys[0].0.ends_with("postscreen");
+        if let (true, Some(event)) = (whole, verdict) {
+            if is_decisive(&event) {
+                out.push(Ahead {
+                    connect_at: seen[c].0,
+                    event,
+                });
+            }
         }
     }
     out
