@@ -1,7 +1,8 @@
 //! A decisive connection written behind a long unread backlog overtakes it: the agent's tail
 //! scout sends its verdict ahead while the in-order reader is still far behind, and once the
 //! in-order reader is through, every connection — the scouted ones included — is counted
-//! exactly once. A real node and a real agent following a real file.
+//! exactly once, also when the agent is restarted (SIGTERM) between the two. A real node and a
+//! real agent following a real file.
 
 use mxrep_tests::*;
 use std::io::Write;
@@ -42,13 +43,16 @@ fn a_decisive_connection_behind_a_backlog_is_sent_ahead_and_counted_once() {
     let log = dir.path().join("maillog");
     std::fs::write(&log, "").unwrap();
     let path = log.display().to_string();
-    let agent = AgentProc::start(
-        dir.path(),
-        &node.api,
-        "mx1",
-        &["--dry-run", "--postfix-log", &path],
-        &[],
-    );
+    let start = || {
+        AgentProc::start(
+            dir.path(),
+            &node.api,
+            "mx1",
+            &["--dry-run", "--postfix-log", &path],
+            &[],
+        )
+    };
+    let agent = start();
     let delivered = || -> Option<u64> {
         (0..SENDERS)
             .map(|n| counter(&node.api, &sender(n), "accepted messages"))
@@ -98,6 +102,18 @@ fn a_decisive_connection_behind_a_backlog_is_sent_ahead_and_counted_once() {
     );
     println!("bad connections counted while {behind} of {total} delivered connections were");
     assert_eq!(bad, BAD_CONNECTIONS);
+    // Stopped while the reader is still behind them: the next run must know they were sent.
+    let text = agent.stopped();
+    let at_stop = delivered().expect("counters");
+    assert!(
+        at_stop < BACKLOG,
+        "the reader had read the whole backlog ({at_stop} of {total}) before the agent stopped"
+    );
+    assert!(
+        text.contains("every verdict read was acknowledged by the cluster"),
+        "{text}"
+    );
+    let agent = start();
     let got = wait_until(LIMIT, "every connection counted", || {
         delivered().filter(|c| *c >= total)
     });
