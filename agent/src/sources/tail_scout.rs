@@ -6,14 +6,13 @@
 //! its own verdict for them ([`AheadLedger`] keeps the two apart). Every connection is still
 //! counted exactly once.
 //!
-//! The scout is cheap: it parses only the lines of suspect connections. A `disconnect from` line
-//! whose command counts all succeeded and include a message (`… data=1 quit=1 commands=5`) is
-//! delivered mail; any other (`rcpt=0/3`, `auth=0/1`, no DATA at all) makes its smtpd process a
-//! suspect. Only lines of suspect processes are parsed, and a suspect connection is sent ahead
-//! only when its `connect from` line and its `disconnect from` line are both in the bytes looked
-//! at and its verdict is decisive. Every line of that process between them is parsed, so the
-//! scout's verdict is the one the in-order reader would reach. Connections that straddle the
-//! bytes looked at, postscreen's lines and Exim's lines are left to the in-order reader.
+//! The scout is cheap: it reads only the headers, and parses only the lines of suspect
+//! connections. A `disconnect from` line whose command counts all succeeded and include a
+//! message (`… data=1 quit=1 commands=5`) is delivered mail; any other (`rcpt=0/3`, `auth=0/1`, no
+//! DATA at all) makes its connection a suspect: the lines of its process from that process's last
+//! `connect from` up to it. Every one of them is parsed, so the scout's verdict is the one the
+//! in-order reader would reach, and it is sent ahead only if decisive. Connections that straddle
+//! the bytes looked at, postscreen's lines and Exim's lines are left to the in-order reader.
 
 pub use super::ahead_ledger::AheadLedger;
 use super::connections::{ConnectionTracker, Key};
@@ -38,8 +37,8 @@ use std::time::Duration;
 /// The scout looks only when the unread part of a log is at least this long: below it the
 /// in-order reader reaches the end within a chunk or two anyway.
 pub const SCOUT_AFTER: u64 = 512 * 1024;
-/// Most bytes looked at in one pass, the newest: about 70,000 lines, a few milliseconds of
-/// byte searching.
+/// Most bytes looked at in one pass, the newest: about 70,000 lines, some 30 ms of header
+/// reading.
 pub const SCOUT_BYTES: u64 = 8 * 1024 * 1024;
 /// Bytes before where the last pass ended looked at again, so that a connection whose lines
 /// began just before it is judged whole.
@@ -50,7 +49,9 @@ const LOOK_EVERY: Duration = Duration::from_millis(5);
 /// A decisive verdict found ahead, and where its connection's `connect from` line starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ahead {
+    /// The byte offset of the connection's `connect from` line in its file.
     pub connect_at: u64,
+    /// The connection's verdict.
     pub event: pb::Event,
 }
 
