@@ -119,6 +119,11 @@ pub struct RaftTuning {
     pub max_in_snapshot_log_to_keep: u64,
     /// Purge the log only once at least this many entries can go.
     pub purge_batch_size: u64,
+    /// Most log entries in one AppendEntries. openraft 0.9 gives each AppendEntries `heartbeat_ms`
+    /// to be answered, and an ingest entry holds up to 10,000 addresses: a follower catching up
+    /// is sent a few entries at a time, not openraft's 300 (tens of megabytes it cannot take in
+    /// within the heartbeat, so that every try timed out and it never caught up).
+    pub max_entries_per_append: u64,
     /// How often the leader proposes a tick entry that carries time forward.
     pub tick_ms: u64,
 }
@@ -126,12 +131,13 @@ pub struct RaftTuning {
 impl Default for RaftTuning {
     fn default() -> Self {
         Self {
-            heartbeat_ms: 50,
+            heartbeat_ms: 100,
             election_timeout_min_ms: 250,
             election_timeout_max_ms: 500,
             snapshot_logs_since_last: 10_000,
             max_in_snapshot_log_to_keep: 1_000,
             purge_batch_size: 256,
+            max_entries_per_append: 8,
             tick_ms: 1_000,
         }
     }
@@ -148,6 +154,7 @@ impl RaftTuning {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
             purge_batch_size: self.purge_batch_size.max(1),
+            max_payload_entries: self.max_entries_per_append.max(1),
             ..Default::default()
         };
         c.validate().context("invalid [raft] settings")

@@ -72,3 +72,14 @@ fn dev_defaults_and_flag_precedence() {
     .to_string();
     assert!(e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn a_follower_catching_up_is_sent_a_few_entries_at_a_time() {
+    let c = RaftTuning::default().to_openraft().unwrap();
+    assert_eq!(c.max_payload_entries, 8);
+    let one = RaftTuning {
+        max_entries_per_append: 0,
+        ..RaftTuning::default()
+    };
+    assert_eq!(one.to_openraft().unwrap().max_payload_entries, 1);
+}
