@@ -120,9 +120,10 @@ pub struct RaftTuning {
     /// Purge the log only once at least this many entries can go.
     pub purge_batch_size: u64,
     /// Most log entries in one AppendEntries. openraft 0.9 gives each AppendEntries `heartbeat_ms`
-    /// to be answered, and an ingest entry holds up to 10,000 addresses: a follower catching up
-    /// is sent a few entries at a time, not openraft's 300 (tens of megabytes it cannot take in
-    /// within the heartbeat, so that every try timed out and it never caught up).
+    /// to be answered, and an ingest entry holds up to 10,000 addresses: besides this count, what
+    /// a follower is sent at once is held to the bytes it has been seen to take in within the
+    /// heartbeat (`raft/append_budget.rs`), so a follower far behind is never sent more than it
+    /// can answer in time (openraft's 300 entries, tens of megabytes, timed out on every try).
     pub max_entries_per_append: u64,
     /// How often the leader proposes a tick entry that carries time forward.
     pub tick_ms: u64,
@@ -137,7 +138,7 @@ impl Default for RaftTuning {
             snapshot_logs_since_last: 10_000,
             max_in_snapshot_log_to_keep: 1_000,
             purge_batch_size: 256,
-            max_entries_per_append: 8,
+            max_entries_per_append: 64,
             tick_ms: 1_000,
         }
     }

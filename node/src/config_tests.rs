@@ -74,9 +74,9 @@ fn dev_defaults_and_flag_precedence() {
 }
 
 #[test]
-fn a_follower_catching_up_is_sent_a_few_entries_at_a_time() {
+fn a_follower_catching_up_is_sent_a_bounded_number_of_entries_at_a_time() {
     let c = RaftTuning::default().to_openraft().unwrap();
-    assert_eq!(c.max_payload_entries, 8);
+    assert_eq!(c.max_payload_entries, 64);
     let one = RaftTuning {
         max_entries_per_append: 0,
         ..RaftTuning::default()

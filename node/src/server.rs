@@ -118,9 +118,9 @@ pub async fn run(
         .path(cfg.data_dir.join("raft.sled"))
         .open()
         .with_context(|| format!("cannot open the store in {}", cfg.data_dir.display()))?;
-    let log = SledLogStore::open(&db)?;
-    let store = StateMachineStore::open(&db).context("cannot load the last snapshot")?;
     let network = PeerNetwork::default();
+    let log = SledLogStore::open(&db, network.budgets.clone())?;
+    let store = StateMachineStore::open(&db).context("cannot load the last snapshot")?;
     let raft = Raft::new(
         cfg.id,
         Arc::new(cfg.raft.to_openraft()?),

@@ -185,6 +185,14 @@ impl NodeProc {
             .is_some_and(|c| !exited_unreaped(c.id()))
     }
 
+    /// SIGSTOP (`frozen`) or SIGCONT: a node frozen this way is, to its peers, a node cut off —
+    /// it answers nothing until it is thawed, then finds itself behind.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.pid().expect("a running node to freeze or thaw");
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        crate::run_ok(Command::new("kill").args([sig, &pid.to_string()]));
+    }
+
     /// SIGKILL: no chance to flush or say goodbye.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

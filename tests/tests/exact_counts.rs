@@ -6,7 +6,6 @@
 use mxrep_agent::uplink::{Uplink, UplinkConfig};
 use mxrep_tests::events::{accepted, now_ms};
 use mxrep_tests::*;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -21,15 +20,6 @@ fn leader(c: &TestCluster) -> u64 {
             .filter(|n| n.is_running())
             .find_map(|n| n.status()?["leader_id"].as_u64().filter(|l| *l > 0))
     })
-}
-
-fn signal(n: &NodeProc, sig: &str) {
-    let pid = n.pid().expect("running node");
-    assert!(Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
 }
 
 #[test]
@@ -59,13 +49,13 @@ fn totals_equal_what_the_agents_sent_through_leader_kills_and_partitions() {
             }
             if m == 1 && !faults_done {
                 c.node_mut(lead).kill();
-                signal(c.node(frozen), "-STOP");
+                c.node(frozen).freeze(true);
                 faults_done = true;
             }
             std::thread::sleep(Duration::from_millis(300));
         }
         std::thread::sleep(Duration::from_secs(3).saturating_sub(start.elapsed()));
-        signal(c.node(frozen), "-CONT");
+        c.node(frozen).freeze(false);
         c.node_mut(lead).start();
         wait_until(LIMIT, "every verdict acknowledged", || {
             uplinks

@@ -3,6 +3,7 @@
 //! Every write that openraft must be able to rely on after a crash (an appended entry, a vote) is
 //! flushed to disk (`fsync`) before openraft is told it is done.
 
+use super::append_budget::AppendBudgets;
 use super::codec;
 use super::recent_entries::RecentEntries;
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
@@ -24,6 +25,9 @@ pub struct SledLogStore {
     meta: sled::Tree,
     /// The newest entries, decoded: what the node reads back to apply and replicate.
     recent: RecentEntries,
+    /// How many bytes of entries the peers take in per AppendEntries: older entries read from
+    /// disk for replication stop there.
+    budgets: AppendBudgets,
 }
 
 fn io_err(
@@ -58,8 +62,10 @@ pub async fn flush(db: &sled::Db) -> Result<(), std::io::Error> {
 }
 
 impl SledLogStore {
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+    /// Opens the log in `db`; `budgets` are the network's per-peer replication budgets.
+    pub fn open(db: &sled::Db, budgets: AppendBudgets) -> Result<Self, sled::Error> {
         Ok(Self {
+            budgets,
             db: db.clone(),
             logs: db.open_tree("raft_logs")?,
             meta: db.open_tree("raft_meta")?,
@@ -103,10 +109,13 @@ fn key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-impl RaftLogReader<TypeConfig> for SledLogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
+impl SledLogStore {
+    /// The entries of `range`, from memory if it holds them all, else from disk — there
+    /// stopping, after the first, once `max_bytes` of encoded entries have been read.
+    fn read_entries(
+        &self,
+        range: impl RangeBounds<u64>,
+        max_bytes: usize,
     ) -> Result<Vec<Entry>, StorageError> {
         if let Some(entries) = self.recent.get(&range) {
             return Ok(entries);
@@ -117,15 +126,35 @@ impl RaftLogReader<TypeConfig> for SledLogStore {
             Bound::Unbounded => 0,
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
         for item in self.logs.range(key(start)..) {
             let (k, v) = item.map_err(read_err)?;
             let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(read_err)?);
-            if !range.contains(&idx) {
+            bytes += v.len();
+            if !range.contains(&idx) || (!out.is_empty() && bytes > max_bytes) {
                 break;
             }
             out.push(codec::decode(&v).map_err(read_err)?);
         }
         Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for SledLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.read_entries(range, usize::MAX)
+    }
+
+    /// For replication: no more than the smallest peer budget is read from disk at once.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.read_entries(start..end, self.budgets.smallest())
     }
 }
 

@@ -8,6 +8,7 @@
 // openraft's error types are large and its traits fix them as return types.
 #![allow(clippy::result_large_err)]
 
+pub mod append_budget;
 pub mod apply_effects;
 pub mod ban_feed;
 pub mod bootstrap;

@@ -5,6 +5,7 @@
 //! time-to-live for it; a peer that cannot be reached is reported as `Unreachable`, so openraft
 //! backs off instead of hammering it.
 
+use super::append_budget::AppendBudgets;
 use super::codec;
 use super::types::{MxNode, NodeId, TypeConfig};
 use mxrep_common::lock::MutexExt as _;
@@ -21,7 +22,7 @@ use openraft::raft::{
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 /// How long to wait for a TCP connection to a peer.
@@ -58,6 +59,8 @@ impl PeerChannels {
 #[derive(Clone, Default)]
 pub struct PeerNetwork {
     pub channels: PeerChannels,
+    /// Bytes of entries each peer is sent per AppendEntries.
+    pub budgets: AppendBudgets,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -70,6 +73,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
                 .channels
                 .client(&node.peer_addr)
                 .map_err(|e| e.to_string()),
+            budgets: self.budgets.clone(),
         }
     }
 }
@@ -78,6 +82,33 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 pub struct PeerConnection {
     target: NodeId,
     client: Result<PeerClient<Channel>, String>,
+    budgets: AppendBudgets,
+}
+
+/// An AppendEntries on its way: unless it is answered, it counts as timed out against the peer's
+/// budget when dropped (openraft drops the call when the heartbeat interval has passed).
+struct InFlight<'a> {
+    budgets: &'a AppendBudgets,
+    peer: NodeId,
+    sent: usize,
+    started: Instant,
+    answered: bool,
+}
+
+impl InFlight<'_> {
+    fn answered(mut self, limit: Duration) {
+        self.answered = true;
+        self.budgets
+            .answered(self.peer, self.sent, self.started.elapsed(), limit);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.budgets.timed_out(self.peer, self.sent);
+        }
+    }
 }
 
 /// Error raised while talking to a peer, before openraft's own error types apply.
@@ -147,12 +178,43 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
+        let mut rpc = rpc;
+        let whole = rpc.entries.len();
+        if whole > 1 {
+            let sizes = rpc
+                .entries
+                .iter()
+                .map(|e| codec::encoded_len(e).unwrap_or(usize::MAX));
+            rpc.entries.truncate(self.budgets.take(self.target, sizes));
+        }
+        let last_sent = rpc.entries.last().map(|e| e.log_id);
+        let partial = rpc.entries.len() < whole;
         let req = encode(&rpc).map_err(CallError::into_rpc)?;
         let mut c = self.client().map_err(CallError::into_rpc)?;
-        let msg = bounded(option.hard_ttl(), c.append_entries(req))
-            .await
-            .map_err(CallError::into_rpc)?;
-        decode(self.target, msg)
+        let in_flight = InFlight {
+            budgets: &self.budgets,
+            peer: self.target,
+            sent: req.payload.len(),
+            started: Instant::now(),
+            answered: false,
+        };
+        let msg = match bounded(option.hard_ttl(), c.append_entries(req)).await {
+            Ok(msg) => {
+                in_flight.answered(option.hard_ttl());
+                msg
+            }
+            Err(e @ CallError::Unreachable(_)) => {
+                std::mem::forget(in_flight);
+                return Err(e.into_rpc());
+            }
+            Err(e) => return Err(e.into_rpc()),
+        };
+        match decode(self.target, msg)? {
+            AppendEntriesResponse::Success if partial => {
+                Ok(AppendEntriesResponse::PartialSuccess(last_sent))
+            }
+            answer => Ok(answer),
+        }
     }
 
     async fn install_snapshot(
