@@ -212,14 +212,18 @@ fn measure(bed: &Testbed, bans: usize, load_lines: usize, steady_rate: f64) -> M
         net: 0,
     };
     let writers = load::start(bed, full_speed, Arc::default());
+    let loaded_addr = |k: usize| format!("198.18.{}.2", 100 + k);
+    // When each decisive line was written (wall clock, unix ms), to set beside the cluster time
+    // its ban's entry was proposed at.
+    let mut written_ms = vec![];
     let mut loaded: Vec<f64> = (0..20)
         .map(|k| {
-            watch
-                .one_ban(bed, &format!("198.18.{}.2", 100 + k), k % 3)
-                .as_secs_f64()
-                * 1000.0
+            written_ms.push(mxrep_common::clock::unix_ms());
+            watch.one_ban(bed, &loaded_addr(k), k % 3).as_secs_f64() * 1000.0
         })
         .collect();
+    // In the order made: where in the flood the slow ones fall.
+    let in_order: Vec<u64> = loaded.iter().map(|ms| *ms as u64).collect();
     for w in writers {
         w.join().unwrap();
     }
@@ -273,10 +277,25 @@ fn measure(bed: &Testbed, bans: usize, load_lines: usize, steady_rate: f64) -> M
     }
     println!("ingest: {total} delivering connections (3 log lines each) from 3 agents reading logs written at full speed, all counted in {took:.1} s = {:.0} connections/s", total as f64 / took);
     println!(
-        "  propagation meanwhile, 20 bans: p50 {:.0} ms   p99 {:.0} ms",
+        "  propagation meanwhile, 20 bans: p50 {:.0} ms   p99 {:.0} ms   (each, in order, ms: {in_order:?})",
         pct(&mut loaded, 0.5),
         pct(&mut loaded, 0.99)
     );
+    // The leader stamps an entry when it proposes it: the line's way up to that point (agent
+    // reading and sending, the node's queue) against the rest (commit, apply, ban streams,
+    // netlink on every MX host).
+    let bans = bed.ctl_json(&["bans", "list"]).expect("bans list");
+    let up: Vec<i64> = (0..20)
+        .map(|k| {
+            let prefix = format!("{}/32", loaded_addr(k));
+            bans["bans"]
+                .as_array()
+                .and_then(|a| a.iter().find(|b| b["prefix"] == prefix.as_str()))
+                .and_then(|b| b["created_unix_ms"].as_i64())
+                .map_or(-1, |created| created - written_ms[k])
+        })
+        .collect();
+    println!("    of which line written -> its entry proposed by the leader, ms: {up:?}");
     let steady = steady_propagation(bed, &watch, steady_rate);
     Measured {
         idle,
