@@ -92,73 +92,150 @@ fn in_order(bytes: &[u8]) -> Vec<String> {
     out
 }
 
-#[test]
-fn verdicts_sent_ahead_are_counted_once_and_are_those_the_in_order_reader_reaches() {
+/// What one run of the scout beside the in-order reader sent.
+struct Run {
+    /// Every verdict, by either, sorted.
+    got: Vec<String>,
+    /// Of them, sent ahead by the scout.
+    ahead: usize,
+    /// Of those, from a file after the first (after a rotation).
+    ahead_after_rotation: usize,
+}
+
+/// The in-order reader and the scout over `files`, written one after the other under one path:
+/// file `f` is inode `7 + f`, and the writer moves to the next (a rotation: rename, new file) once
+/// a file is whole. The file grows by random amounts (lines cut anywhere); the reader takes 64 KiB
+/// chunks of whole lines, drains a rotated file before it opens the next (a new epoch), and the
+/// scout looks, at any moment, at whatever file the path names then.
+fn scout_beside_reader(rng: &mut StdRng, files: &[Vec<u8>]) -> Run {
     let now = Utc::now();
     let tz = LogTimezone::Utc;
+    let ledger = AheadLedger::default();
+    let mut tracker = ConnectionTracker::default();
+    let mut run = Run {
+        got: vec![],
+        ahead: 0,
+        ahead_after_rotation: 0,
+    };
+    // The writer's file and its length; the reader's file (= its epoch) and place.
+    let (mut writing, mut len) = (0usize, 0usize);
+    let (mut reading, mut read_to) = (0usize, 0usize);
+    while reading < files.len() {
+        len += rng.gen_range(0..300_000);
+        while len > files[writing].len() && writing + 1 < files.len() {
+            len -= files[writing].len();
+            writing += 1;
+        }
+        len = len.min(files[writing].len());
+        // The scout looks before the reader's read, between its read and its claim, or after.
+        let when = rng.gen_range(0..3);
+        let look = |run: &mut Run| {
+            if let Some((epoch, start)) = ledger.next_start(7 + writing as u64, len as u64) {
+                assert_eq!(
+                    epoch as usize, writing,
+                    "the scout looks at the reader's file"
+                );
+                let window = &files[writing][start as usize..len];
+                let sent = ledger.pass(epoch, start, window, now, &tz);
+                run.ahead += sent.len();
+                if writing > 0 {
+                    run.ahead_after_rotation += sent.len();
+                }
+                run.got.extend(sent.iter().map(key));
+            }
+        };
+        if when == 0 {
+            look(&mut run);
+        }
+        let bytes = &files[reading];
+        let available = if reading == writing { len } else { bytes.len() };
+        let chunk_end = (read_to + 64 * 1024).min(available);
+        let whole = match memchr::memrchr(b'\n', &bytes[read_to..chunk_end]) {
+            Some(i) => read_to + i + 1,
+            None => read_to,
+        };
+        let read: Vec<LineAt> = lines(&bytes[read_to..whole], read_to as u64)
+            .map(|(offset, raw)| LineAt {
+                epoch: reading as u64,
+                offset,
+                text: String::from_utf8_lossy(raw).into_owned(),
+            })
+            .collect();
+        if when == 1 {
+            look(&mut run);
+        }
+        read_to = whole;
+        let sent = ledger.reader_read(reading as u64, 7 + reading as u64, read_to as u64, &read);
+        for (at, sent) in read.into_iter().zip(sent) {
+            let line = parse_line_in(&at.text, now, &tz);
+            run.got
+                .extend(tracker.feed_marked(line, sent).iter().map(key));
+        }
+        if when == 2 {
+            look(&mut run);
+        }
+        if read_to == bytes.len() && writing > reading {
+            // Drained, and rotated away from: the next file, from its start.
+            (reading, read_to) = (reading + 1, 0);
+        } else if read_to == bytes.len() && reading + 1 == files.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        ledger.pending(),
+        0,
+        "every place sent ahead was reached by the reader"
+    );
+    assert_eq!(run.ahead as u64, ledger.sent_total());
+    run.got.sort();
+    run
+}
+
+#[test]
+fn verdicts_sent_ahead_are_counted_once_and_are_those_the_in_order_reader_reaches() {
     for seed in 0..12u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let bytes = log(&mut rng, 12_000);
-        let expected = in_order(&bytes);
-        // The file grows by random amounts (lines cut anywhere); the in-order reader takes
-        // 64 KiB chunks of whole lines; the scout looks at any moment.
-        let (mut len, mut read_to) = (0usize, 0usize);
-        let ledger = AheadLedger::default();
-        let mut tracker = ConnectionTracker::default();
-        let mut got: Vec<String> = vec![];
-        let mut ahead = 0;
-        while read_to < bytes.len() {
-            len = (len + rng.gen_range(0..300_000)).min(bytes.len());
-            // The scout looks before the reader's read, between its read and its claim, or after.
-            let when = rng.gen_range(0..3);
-            let look = |got: &mut Vec<String>, ahead: &mut usize| {
-                if let Some((epoch, start)) = ledger.next_start(7, len as u64) {
-                    let window = &bytes[start as usize..len];
-                    let sent = ledger.pass(epoch, start, window, now, &tz);
-                    *ahead += sent.len();
-                    got.extend(sent.iter().map(key));
-                }
-            };
-            if when == 0 {
-                look(&mut got, &mut ahead);
-            }
-            let chunk_end = (read_to + 64 * 1024).min(len);
-            let whole = match memchr::memrchr(b'\n', &bytes[read_to..chunk_end]) {
-                Some(i) => read_to + i + 1,
-                None => read_to,
-            };
-            let read: Vec<LineAt> = lines(&bytes[read_to..whole], read_to as u64)
-                .map(|(offset, raw)| LineAt {
-                    epoch: 0,
-                    offset,
-                    text: String::from_utf8_lossy(raw).into_owned(),
-                })
-                .collect();
-            if when == 1 {
-                look(&mut got, &mut ahead);
-            }
-            read_to = whole;
-            let sent = ledger.reader_read(0, 7, read_to as u64, &read);
-            for (at, sent) in read.into_iter().zip(sent) {
-                let line = parse_line_in(&at.text, now, &tz);
-                got.extend(tracker.feed_marked(line, sent).iter().map(key));
-            }
-            if when == 2 {
-                look(&mut got, &mut ahead);
-            }
-        }
-        got.sort();
-        assert_eq!(got, expected, "seed {seed}: every verdict exactly once");
+        let run = scout_beside_reader(&mut rng, std::slice::from_ref(&bytes));
         assert_eq!(
-            ledger.pending(),
-            0,
-            "seed {seed}: every place sent ahead was reached"
+            run.got,
+            in_order(&bytes),
+            "seed {seed}: every verdict exactly once"
         );
-        assert_eq!(ahead as u64, ledger.sent_total());
         if seed == 0 {
-            assert!(ahead > 100, "the scout sent {ahead} verdicts ahead");
+            assert!(
+                run.ahead > 100,
+                "the scout sent {} verdicts ahead",
+                run.ahead
+            );
         }
     }
+}
+
+#[test]
+fn across_rotations_each_verdict_is_counted_once() {
+    let mut ahead_after_rotation = 0;
+    for seed in 0..6u64 {
+        let mut rng = StdRng::seed_from_u64(100 + seed);
+        let files: Vec<Vec<u8>> = (0..rng.gen_range(2..5))
+            .map(|_| {
+                let n = rng.gen_range(3_000..15_000);
+                log(&mut rng, n)
+            })
+            .collect();
+        let run = scout_beside_reader(&mut rng, &files);
+        let mut expected: Vec<String> = files.iter().flat_map(|f| in_order(f)).collect();
+        expected.sort();
+        assert_eq!(
+            run.got, expected,
+            "seed {seed}: every verdict of every file exactly once"
+        );
+        ahead_after_rotation += run.ahead_after_rotation;
+    }
+    assert!(
+        ahead_after_rotation > 100,
+        "the scout sent {ahead_after_rotation} verdicts ahead in rotated-to files"
+    );
 }
 
 #[test]
