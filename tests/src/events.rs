@@ -188,3 +188,23 @@ pub async fn next_update(s: &mut tonic::Streaming<pb::BanUpdate>) -> pb::ban_upd
         .update
         .expect("update set")
 }
+
+/// Waits up to `limit` until every verdict pushed into `uplinks` was acknowledged by the cluster
+/// (none queued, none in flight), then checks that none was dropped.
+pub fn wait_all_acknowledged(uplinks: &[mxrep_agent::uplink::Uplink], limit: Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    crate::wait_until(limit, "every verdict acknowledged", || {
+        uplinks
+            .iter()
+            .all(|u| {
+                let s = u.stats();
+                u.queued() == 0 && s.acked.load(Relaxed) == s.pushed.load(Relaxed)
+            })
+            .then_some(())
+    });
+    let dropped: u64 = uplinks
+        .iter()
+        .map(|u| u.stats().dropped.load(Relaxed))
+        .sum();
+    assert_eq!(dropped, 0, "an uplink dropped verdicts");
+}

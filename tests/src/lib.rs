@@ -12,7 +12,8 @@
 //! - [`cluster`]: a cluster of node processes formed from `--peers`;
 //! - [`agent_proc`]: one `mxrep-agent` on this host's network, for the tests of its sources;
 //! - [`dns`]: rbldnsd serving list zones, and `dig`;
-//! - [`events`]: connection verdicts and batches sent straight to a node's `Agent` service;
+//! - [`events`]: connection verdicts and batches sent straight to a node's `Agent` service, and
+//!   waiting for agents' uplinks to have every verdict acknowledged;
 //! - [`faults`]: a data dir on a tmpfs that can be filled, an agent stopped as a rollout does;
 //! - [`netns`]: network namespaces, veth links, TCP reachability, daemons started by tests;
 //! - [`policy`]: the agent's policy service driven one RCPT request at a time;

@@ -14,7 +14,7 @@
 //! the leader has already purged the entries the follower misses (small snapshot settings).
 
 use mxrep_agent::uplink::{Uplink, UplinkConfig};
-use mxrep_tests::events::{accepted, now_ms};
+use mxrep_tests::events::{accepted, now_ms, wait_all_acknowledged};
 use mxrep_tests::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -110,21 +110,7 @@ impl Load {
     fn finish(mut self) -> Vec<u32> {
         self.stop.store(true, Ordering::Relaxed);
         let uplinks = self.thread.take().unwrap().join().unwrap();
-        wait_until(LIMIT, "every verdict acknowledged", || {
-            uplinks
-                .iter()
-                .all(|u| {
-                    let s = u.stats();
-                    u.queued() == 0
-                        && s.acked.load(Ordering::Relaxed) == s.pushed.load(Ordering::Relaxed)
-                })
-                .then_some(())
-        });
-        let dropped: u64 = uplinks
-            .iter()
-            .map(|u| u.stats().dropped.load(Ordering::Relaxed))
-            .sum();
-        assert_eq!(dropped, 0, "an uplink dropped verdicts");
+        wait_all_acknowledged(&uplinks, LIMIT);
         let sent = self.sent.lock().unwrap().clone();
         sent
     }

@@ -216,10 +216,14 @@ fn measure(bed: &Testbed, bans: usize, load_lines: usize, steady_rate: f64) -> M
     // When each decisive line was written (wall clock, unix ms), to set beside the cluster time
     // its ban's entry was proposed at.
     let mut written_ms = vec![];
+    // Per MX host (each follows its own node first: mx1 node 1, …), for the first bans.
+    let mut each_mx: Vec<Vec<u64>> = vec![];
     let mut loaded: Vec<f64> = (0..20)
         .map(|k| {
             written_ms.push(mxrep_common::clock::unix_ms());
-            watch.one_ban(bed, &loaded_addr(k), k % 3).as_secs_f64() * 1000.0
+            let each = watch.one_ban_each(bed, &loaded_addr(k), k % 3);
+            each_mx.push(each.iter().map(|d| d.as_millis() as u64).collect());
+            each.into_iter().max().unwrap().as_secs_f64() * 1000.0
         })
         .collect();
     // In the order made: where in the flood the slow ones fall.
@@ -296,6 +300,11 @@ fn measure(bed: &Testbed, bans: usize, load_lines: usize, steady_rate: f64) -> M
         })
         .collect();
     println!("    of which line written -> its entry proposed by the leader, ms: {up:?}");
+    println!(
+        "    the first three on mx1, mx2, mx3 (following nodes 1, 2, 3; node {} leads), ms: {:?}",
+        bed.wait_for_leader(),
+        &each_mx[..3]
+    );
     let steady = steady_propagation(bed, &watch, steady_rate);
     Measured {
         idle,

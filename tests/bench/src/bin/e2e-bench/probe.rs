@@ -60,8 +60,13 @@ impl KernelWatch {
     /// Writes the decisive lines for `addr` on MX `i`; returns the time until all MX hosts drop
     /// it.
     pub fn one_ban(&self, bed: &Testbed, addr: &str, i: usize) -> Duration {
+        self.one_ban_each(bed, addr, i).into_iter().max().unwrap()
+    }
+
+    /// As [`KernelWatch::one_ban`], the time until each MX host drops it, in MX host order.
+    pub fn one_ban_each(&self, bed: &Testbed, addr: &str, i: usize) -> Vec<Duration> {
         let text = rejects(addr, &bed.mx[i].name);
-        self.until_everywhere(addr, || append(&bed.mx[i].log, &text))
+        self.until_each(addr, || append(&bed.mx[i].log, &text))
     }
 
     /// `mxrepctl ban ADDR` as an operator types it; returns the time from its start until all
@@ -75,16 +80,18 @@ impl KernelWatch {
 
     /// Runs `act`; returns the time from just before it until every MX host drops `addr`.
     pub fn until_everywhere(&self, addr: &str, act: impl FnOnce()) -> Duration {
+        self.until_each(addr, act).into_iter().max().unwrap()
+    }
+
+    /// Runs `act`; returns the time from just before it until each MX host drops `addr`.
+    pub fn until_each(&self, addr: &str, act: impl FnOnce()) -> Vec<Duration> {
         let written = Instant::now();
         act();
         let deadline = written + Duration::from_secs(30);
-        let last = self
-            .0
+        self.0
             .iter()
-            .map(|m| m.added(addr, deadline))
-            .max()
-            .unwrap();
-        last.saturating_duration_since(written)
+            .map(|m| m.added(addr, deadline).saturating_duration_since(written))
+            .collect()
     }
 }
 
