@@ -47,7 +47,7 @@ impl AppendBudgets {
         let mut total = 0;
         let mut n = 0;
         for size in sizes {
-            total += size;
+            total = size.saturating_add(total);
             if n > 0 && total > budget {
                 break;
             }
@@ -93,6 +93,11 @@ mod tests {
         assert_eq!(b.take(1, [START * 4, 10]), 1, "one entry always goes");
         assert_eq!(b.take(1, std::iter::empty()), 0);
         assert_eq!(b.take(1, [10; 8]), 8);
+        assert_eq!(
+            b.take(1, [10, usize::MAX, usize::MAX]),
+            1,
+            "sizes never overflow"
+        );
     }
 
     #[test]

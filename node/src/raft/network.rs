@@ -96,6 +96,11 @@ struct InFlight<'a> {
 }
 
 impl InFlight<'_> {
+    /// The peer could not be reached at all: that says nothing of how much it takes in.
+    fn unreachable(mut self) {
+        self.answered = true;
+    }
+
     fn answered(mut self, limit: Duration) {
         self.answered = true;
         self.budgets
@@ -175,10 +180,9 @@ async fn bounded<T>(
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        let mut rpc = rpc;
         let whole = rpc.entries.len();
         if whole > 1 {
             let sizes = rpc
@@ -204,7 +208,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
                 msg
             }
             Err(e @ CallError::Unreachable(_)) => {
-                std::mem::forget(in_flight);
+                in_flight.unreachable();
                 return Err(e.into_rpc());
             }
             Err(e) => return Err(e.into_rpc()),
